@@ -1,0 +1,43 @@
+# Two commands: `make book` (execute every chapter, build the book) and `make test`.
+# `make book PROFILE=quick ARGS="-p seeds=0,1,2"` passes extra options to igan_utils.book.
+# Both create or reuse the virtual environment .venv and install the project into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= smoke
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Tests use the offline MNIST-10k beside the checkout when it is there (and nothing else is set).
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(IGAN_DATA_DIR),)
+ifneq ($(wildcard $(SHARED_DATA)/MNIST/raw),)
+TEST_DATA := IGAN_DATA_DIR=$(SHARED_DATA)
+endif
+endif
+
+.PHONY: install book test unit nbval lab benchmark clean
+
+install: $(STAMP)
+
+# Reinstalls only when pyproject.toml changes; a second run finds everything in place.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23.1"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+book: $(STAMP)
+	$(PY) -m igan_utils.book --profile $(PROFILE) $(ARGS)
+
+test: $(STAMP)
+	$(TEST_DATA) $(PY) -m pytest tests
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+benchmark: $(STAMP)
+	$(TEST_DATA) $(PY) benchmarks/attacks.py
+
+clean:
+	rm -rf _build book/executed

@@ -1,0 +1,247 @@
+"""Adversarial attacks on plain tensors: FGSM and PGD (L-inf and L2), and robust accuracy.
+
+Conventions: images ``x`` are float tensors in [0, 1] of shape (N, C, H, W); labels ``y`` are int64
+(N,). Attacks put the model in eval mode (and restore its mode), take gradients with respect to the
+input only (no parameter gradients are accumulated) and keep everything on ``x``'s device: the PGD
+step loop has no host–device synchronisation, and it works under CUDA autocast.
+
+A PGD run tracks, per sample, the first iterate that fools the model, else the iterate of highest
+loss, over all steps and restarts (the logits of every step's forward pass are already at hand, so
+this costs no extra pass). With ``early_exit``, samples already fooled are dropped between chunks of
+``check_every`` steps and between restarts: the same result for less work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+NORMS = ("linf", "l2")
+
+
+@dataclass
+class AttackResult:
+    """Adversarial images (N, C, H, W) in [0, 1] and per-sample success (N,) bool."""
+
+    adv: torch.Tensor
+    success: torch.Tensor
+
+
+@dataclass
+class RobustAccuracy:
+    """Clean and robust accuracy (fractions in [0, 1]) over ``n`` images."""
+
+    clean: float
+    robust: float
+    n: int
+    seconds: float
+
+
+def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                  steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got "
+                         f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    expected = getattr(model, "input_shape", None)
+    if expected is not None and tuple(x.shape[1:]) != tuple(expected):
+        raise ValueError(f"x has per-image shape {tuple(x.shape[1:])} (C, H, W) but the model "
+                         f"expects {tuple(expected)}")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"x must lie in [0, 1] (normalisation belongs inside the model), got values "
+                         f"in [{x.min().item():.3g}, {x.max().item():.3g}]")
+    if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
+        raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got "
+                         f"{tuple(getattr(y, 'shape', ()))}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if step_size is not None and not step_size > 0:
+        raise ValueError(f"step_size must be > 0, got {step_size}")
+    if not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+
+
+def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.ndim - 1)))
+
+
+def _project(xa: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Nearest point to ``xa`` in the ε-ball around ``x`` intersected with [0, 1]."""
+    delta = xa - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        delta = delta * (eps / _per_sample_norm(delta)).clamp(max=1.0)
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform noise in the ε-ball (L-inf: per pixel; L2: uniform direction and radius)."""
+    if norm == "linf":
+        return (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * eps
+    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    radius = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), generator=generator, device=x.device,
+                        dtype=x.dtype) * eps
+    return direction / _per_sample_norm(direction) * radius
+
+
+def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """Steepest-ascent direction of unit norm for a gradient."""
+    return grad.sign() if norm == "linf" else grad / _per_sample_norm(grad)
+
+
+def _loss_and_fooled(model: nn.Module, xa: torch.Tensor, label: torch.Tensor, targeted: bool):
+    logits = model(xa).float()  # float32 loss also under autocast
+    loss = F.cross_entropy(logits, label, reduction="none")
+    pred = logits.argmax(1)
+    fooled = pred == label if targeted else pred != label
+    return (-loss if targeted else loss), fooled
+
+
+class _eval_mode:
+    """Run a model in eval mode, restoring its previous mode afterwards."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, random_start: bool = False,
+         alpha: float | None = None, targeted: bool = False,
+         generator: torch.Generator | None = None) -> AttackResult:
+    """Fast gradient sign method (Goodfellow et al.), optionally from a random start (Wong et al.).
+
+    One L-inf step of size ``alpha`` (default: ε, or 1.25ε with a random start), projected onto the
+    ε-ball and [0, 1]. ``y`` holds the true labels, or the target labels when ``targeted``.
+    """
+    _check_inputs(model, x, y, eps)
+    alpha = alpha if alpha is not None else (1.25 * eps if random_start else eps)
+    with _eval_mode(model):
+        xa = _project(x + _random_start(x, eps, "linf", generator), x, eps, "linf") if random_start else x
+        xa = xa.detach().requires_grad_(True)
+        loss, _ = _loss_and_fooled(model, xa, y, targeted)
+        grad, = torch.autograd.grad(loss.sum(), xa)
+        adv = _project(xa.detach() + alpha * grad.sign(), x, eps, "linf")
+        with torch.no_grad():
+            _, success = _loss_and_fooled(model, adv, y, targeted)
+    return AttackResult(adv, success)
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
+        steps: int = 40, step_size: float | None = None, random_start: bool = True, restarts: int = 1,
+        targeted: bool = False, early_exit: bool = False, check_every: int = 5,
+        generator: torch.Generator | None = None) -> AttackResult:
+    """Projected gradient descent (Madry et al.) in L-inf or L2.
+
+    ``step_size`` defaults to 2.5·ε/steps. ``restarts`` repeats the attack from new random starts,
+    keeping per sample the strongest result. ``y`` holds the true labels, or the target labels when
+    ``targeted``. With ``early_exit``, fooled samples stop being attacked (identical result).
+    """
+    _check_inputs(model, x, y, eps, norm, steps, step_size, restarts)
+    step_size = step_size if step_size is not None else 2.5 * eps / steps
+    n = x.shape[0]
+    adv = x.detach().clone()
+    success = torch.zeros(n, dtype=torch.bool, device=x.device)
+    best_loss = torch.full((n,), -float("inf"), device=x.device)
+
+    def record(idx, xa, loss, fooled):
+        """Keep the first fooling iterate, else the one of highest loss (no host sync)."""
+        prev_success = success[idx]
+        take = (fooled & ~prev_success) | (~fooled & ~prev_success & (loss > best_loss[idx]))
+        adv[idx] = torch.where(take.view(-1, 1, 1, 1), xa, adv[idx])
+        best_loss[idx] = torch.where(take, loss, best_loss[idx])
+        success[idx] = prev_success | fooled
+
+    with _eval_mode(model):
+        for _ in range(restarts):
+            # Noise is drawn for the whole batch, so early exit changes which samples are
+            # attacked but never the noise a sample gets.
+            noise = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
+            idx = torch.arange(n, device=x.device)
+            if early_exit:
+                idx = idx[~success]
+                if idx.numel() == 0:
+                    break
+            x0, label = x[idx], y[idx]
+            xa = _project(x0 + noise[idx], x0, eps, norm)
+            for step in range(steps):
+                if early_exit and step and step % check_every == 0:
+                    keep = ~success[idx]  # one host sync per chunk, not per step
+                    if not bool(keep.all()):
+                        idx, x0, label, xa = idx[keep], x0[keep], label[keep], xa[keep]
+                        if idx.numel() == 0:
+                            break
+                xa = xa.detach().requires_grad_(True)
+                loss, fooled = _loss_and_fooled(model, xa, label, targeted)
+                grad, = torch.autograd.grad(loss.sum(), xa)
+                record(idx, xa.detach(), loss.detach(), fooled)
+                xa = _project(xa.detach() + step_size * _ascent(grad, norm), x0, eps, norm)
+            if idx.numel():
+                with torch.no_grad():
+                    loss, fooled = _loss_and_fooled(model, xa, label, targeted)
+                record(idx, xa, loss, fooled)
+    return AttackResult(adv, success)
+
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,
+                    step_size: float | None = None, restarts: int = 1, norm: str = "linf",
+                    batch_size: int = 500, early_exit: bool = True, seed: int = 0,
+                    progress: bool | str = False) -> RobustAccuracy:
+    """Clean and PGD accuracy of ``model`` on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
+
+    Only correctly classified images are attacked (the others count as broken already); with
+    ``early_exit`` the attack also drops images once fooled (same result, less work). ``seed`` fixes the random starts.
+    ``progress`` shows a bar (a string is used as its label).
+    """
+    _check_inputs(model, x, y, eps, norm, steps, step_size if eps > 0 else None, restarts)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    start = time.perf_counter()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    robust = torch.zeros((), dtype=torch.long, device=x.device)
+    bar = tqdm(range(0, len(x), batch_size), disable=not progress, leave=False,
+               desc=progress if isinstance(progress, str) else f"PGD-{steps} eps={eps:.3g}")
+    with _eval_mode(model):
+        for i in bar:
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            with torch.no_grad():
+                right = model(xb).argmax(1) == yb
+            correct += right.sum()
+            if eps == 0:
+                robust += right.sum()
+                continue
+            xb, yb = xb[right], yb[right]  # misclassified images count as broken already
+            if len(xb) == 0:
+                continue
+            result = pgd(model, xb, yb, eps, norm=norm, steps=steps, step_size=step_size,
+                         restarts=restarts, early_exit=early_exit, generator=generator)
+            robust += (~result.success).sum()
+    return RobustAccuracy(clean=correct.item() / len(x), robust=robust.item() / len(x), n=len(x),
+                          seconds=time.perf_counter() - start)
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels (N,) of ``model`` for images ``x``, in eval mode and without gradients."""
+    with _eval_mode(model), torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Fraction of ``x`` that ``model`` labels as ``y``."""
+    if len(x) == 0:
+        return 0.0
+    return (predict(model, x, batch_size) == y).float().mean().item()

@@ -1,0 +1,190 @@
+"""MNIST and CIFAR-10 through ``torchvision.datasets``, held in memory as uint8 tensors.
+
+Images come out as float tensors in [0, 1] with shape (N, C, H, W); labels as int64 (N,).
+The data directory is ``data_dir``, else ``$IGAN_DATA_DIR``, else ``<project root>/data``.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torchvision
+
+from .runtime import resolve_dir
+from .store import fingerprint
+
+DATA_ENV_VAR = "IGAN_DATA_DIR"
+DATASETS = ("mnist", "cifar10")
+_TORCHVISION = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}
+_LAYOUT = {"mnist": "MNIST/raw/train-images-idx3-ubyte (torchvision's MNIST layout)",
+           "cifar10": "cifar-10-batches-py/data_batch_1 (the official CIFAR-10 python batches)"}
+_DOWNLOAD_TIMEOUT_S = 20
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset is missing from the data directory and could not be downloaded."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images (uint8, N×C×H×W) with labels (int64, N) of one dataset split."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def tensors(self, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as floats in [0, 1] and their labels, on ``device``."""
+        return self.images.to(device).float().div_(255), self.labels.to(device)
+
+    def take(self, index: torch.Tensor | slice) -> "ImageSet":
+        return ImageSet(self.name, self.images[index], self.labels[index], self.classes)
+
+    def subset(self, size: int | None, seed: int = 0) -> "ImageSet":
+        """``size`` images drawn without replacement by ``seed``; all when ``size`` is None.
+
+        The draw is a prefix of one fixed permutation, so a smaller subset is contained in a larger
+        one with the same seed.
+        """
+        if size is None or size >= len(self):
+            return self
+        if size < 1:
+            raise ValueError(f"size must be >= 1 or None, got {size}")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(order[:size])
+
+    def split(self, first: int, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
+        """Two disjoint parts: ``first`` images drawn by ``seed``, and the rest."""
+        if not 0 <= first <= len(self):
+            raise ValueError(f"cannot split {first} images off a set of {len(self)}")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(order[:first]), self.take(order[first:])
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                device: torch.device | str | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (images in [0,1], labels) batches; a shuffle is fixed by ``seed``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        order = (torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+                 if shuffle else torch.arange(len(self)))
+        for start in range(0, len(self), batch_size):
+            idx = order[start:start + batch_size]
+            yield self.images[idx].to(device).float().div_(255), self.labels[idx].to(device)
+
+    def fingerprint(self) -> str:
+        """Content hash of images and labels: goes into artifact keys, so data changes retrain."""
+        return fingerprint(self.images, self.labels)
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """Training, validation (held out of training, for monitoring) and test images.
+
+    ``label`` names the data honestly for tables and titles: "MNIST-10k" for the re-split
+    official test set, "MNIST" only for the full 60,000/10,000 split.
+    """
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    label: str
+
+
+_FULL_SIZES = {("mnist", 60000, 10000): "MNIST", ("mnist", 8000, 2000): "MNIST-10k",
+               ("cifar10", 50000, 10000): "CIFAR-10"}
+
+
+def data_label(name: str, n_train: int, n_test: int) -> str:
+    """Display name of a dataset from the sizes of its full train and test splits."""
+    return _FULL_SIZES.get((name, n_train, n_test), f"{name.upper()} ({n_train}+{n_test} images)")
+
+
+def resolve_data_dir(explicit: str | Path | None = None) -> Path:
+    """The data directory: ``explicit``, else ``$IGAN_DATA_DIR``, else ``<project root>/data``."""
+    return resolve_dir(explicit, DATA_ENV_VAR, "data")
+
+
+def load(name: str, split: str = "train", *, data_dir: str | Path | None = None,
+         download: bool = True) -> ImageSet:
+    """One split (``"train"`` or ``"test"``) of ``name`` (``"mnist"`` or ``"cifar10"``).
+
+    Reads the torchvision layout under the data directory; downloads into it when the files are
+    missing and ``download`` is true. Raises :class:`DataNotFoundError` naming the folder searched
+    and how to fix it when neither works.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return _load(name, split == "train", resolve_data_dir(data_dir), download)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, train: bool, root: Path, download: bool) -> ImageSet:
+    dataset = _open(name, train, root, download)
+    images = torch.as_tensor(dataset.data)
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    classes = tuple(str(c).split(" - ")[0] for c in dataset.classes)  # MNIST's "7 - seven" → "7"
+    return ImageSet(name, images.contiguous(), labels, classes)
+
+
+def _open(name: str, train: bool, root: Path, download: bool):
+    cls = _TORCHVISION[name]
+    try:
+        return cls(str(root), train=train, download=False)
+    except RuntimeError as missing:
+        reason = f"the files are missing ({missing})"
+    if download:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)
+        try:
+            return cls(str(root), train=train, download=True)
+        except Exception as failure:  # network errors come in many types; all mean "not here"
+            detail = " ".join(str(failure).split())  # torchvision's message spans many lines
+            reason = f"downloading failed ({type(failure).__name__}: {detail[:300]})"
+        finally:
+            socket.setdefaulttimeout(previous)
+    raise DataNotFoundError(
+        f"{name.upper()} was not found in the data directory {root} "
+        f"(looked for {root / _LAYOUT[name]}), and {reason if download else 'downloading is off'}.\n"
+        f"Fix: set {DATA_ENV_VAR}=/path/to/data (or pass data_dir=...) to a folder that holds it, "
+        f"or run once with network access so torchvision can download it into {root}."
+    ) from None
+
+
+def load_splits(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
+                val_size: int = 0, test_size: int | None = None, split_seed: int = 0,
+                download: bool = True) -> Splits:
+    """Deterministic train/val/test splits: ``val_size`` images are held out of the training split,
+    then ``train_size`` and ``test_size`` images are drawn (None: all)."""
+    train = load(name, "train", data_dir=data_dir, download=download)
+    test = load(name, "test", data_dir=data_dir, download=download)
+    label = data_label(name, len(train), len(test))
+    val, train = train.split(val_size, seed=split_seed)
+    return Splits(train=train.subset(train_size, split_seed), val=val,
+                  test=test.subset(test_size, split_seed), label=label)
+
+
+def splits_for(params, dataset: str) -> Splits:
+    """The splits a notebook's parameters (``data_dir``, ``train_size``, ``val_size``,
+    ``test_size``, ``split_seed``) select for ``dataset``."""
+    return load_splits(dataset, data_dir=params["data_dir"], train_size=params["train_size"],
+                       val_size=params["val_size"], test_size=params["test_size"],
+                       split_seed=params["split_seed"])

@@ -1,0 +1,134 @@
+"""Robust-accuracy evaluation that can be trusted: tables, ε curves and strength checks.
+
+A robust-accuracy number is only as good as the attack behind it. ``strength_checks`` runs the
+checks of DESIGN.md on one model: more steps and more restarts must change little, accuracy must
+fall towards 0 as ε grows, a black-box transfer attack must be weaker than the white-box one, and an
+independent implementation (torchattacks PGD) must agree within 1 percentage point.
+Results are tidy DataFrames, cached in the artifact store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import torch
+
+from .attacks import accuracy, pgd, robust_accuracy
+from .store import Store, fingerprint
+from .training import TrainedModel
+
+# Thresholds of the strength checks, in accuracy points (fractions).
+MAX_CHANGE_STRONGER = 0.02   # more steps / restarts may lower accuracy by at most this much
+MAX_DISAGREEMENT = 0.01      # |ours - torchattacks|
+MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy at the largest ε of the check
+
+
+def _model_columns(trained: TrainedModel) -> dict:
+    c = trained.config
+    return {"dataset": c.dataset, "pool": c.pool, "training": c.method, "seed": c.seed, "model": c.label}
+
+
+def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
+    return {"model": dataclasses.asdict(trained.config), "images": fingerprint(x, y), **settings}
+
+
+def robust_table(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                 steps: int, step_size: float, restarts: int, store: Store, seed: int = 0) -> pd.DataFrame:
+    """Clean and PGD-``steps`` (× ``restarts``) accuracy of each model on ``x``, ``y``: one row each."""
+    rows = []
+    for trained in models:
+        def compute(trained=trained):
+            result = robust_accuracy(trained.model, x, y, eps=eps, steps=steps, step_size=step_size,
+                                     restarts=restarts, seed=seed, progress=f"{trained.config.label}")
+            return {"clean_acc": result.clean, "robust_acc": result.robust, "attack_seconds": result.seconds}
+        key = _cache_key(trained, x, y, eps=eps, steps=steps, step_size=step_size, restarts=restarts, seed=seed)
+        numbers = store.get_or_create("robust_accuracy", key, compute, fmt="json")
+        rows.append({**_model_columns(trained), "eps": eps, "attack": f"PGD-{steps}x{restarts}", **numbers})
+    return pd.DataFrame(rows)
+
+
+def robustness_curve(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps_grid: list[float],
+                     attack_for_eps, store: Store, seed: int = 0) -> pd.DataFrame:
+    """Robust accuracy of each model at each ε of ``eps_grid``.
+
+    ``attack_for_eps(eps)`` gives ``{"eps", "steps", "step_size"}`` (see ``profiles.attack_settings``).
+    """
+    frames = []
+    for eps in eps_grid:
+        attack = attack_for_eps(eps)
+        frames.append(robust_table(models, x, y, eps=eps, steps=attack["steps"],
+                                   step_size=attack["step_size"], restarts=1, store=store, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def torchattacks_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                          steps: int, step_size: float, batch_size: int = 500) -> float:
+    """Accuracy under torchattacks' PGD (L-inf, random start): an independent implementation."""
+    try:
+        import torchattacks
+    except ImportError as error:
+        raise ImportError("the independent-implementation check needs torchattacks: "
+                          "pip install 'igan-book[dev]'") from error
+    attack = torchattacks.PGD(model, eps=eps, alpha=step_size, steps=steps, random_start=True)
+    right = 0
+    for i in range(0, len(x), batch_size):
+        adv = attack(x[i:i + batch_size], y[i:i + batch_size])
+        right += accuracy(model, adv, y[i:i + batch_size]) * len(adv)
+    return right / len(x)
+
+
+def transfer_accuracy(target: torch.nn.Module, surrogate: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      *, eps: float, steps: int, step_size: float, seed: int = 0, batch_size: int = 500) -> float:
+    """Accuracy of ``target`` on PGD examples crafted against ``surrogate`` (black-box transfer)."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    right = 0
+    for i in range(0, len(x), batch_size):
+        adv = pgd(surrogate, x[i:i + batch_size], y[i:i + batch_size], eps, steps=steps,
+                  step_size=step_size, generator=generator).adv
+        right += accuracy(target, adv, y[i:i + batch_size]) * len(adv)
+    return right / len(x)
+
+
+def strength_checks(trained: TrainedModel, surrogate: TrainedModel, x: torch.Tensor, y: torch.Tensor, *,
+                    eps: float, steps: int, step_size: float, restarts: int, large_eps: float,
+                    store: Store, seed: int = 0) -> pd.DataFrame:
+    """Is the PGD attack on ``trained`` strong enough to trust its robust accuracy?
+
+    One row per check with the accuracy it measured, the baseline it is compared with, the criterion
+    and whether it passed. ``surrogate`` crafts the transfer attack; ``large_eps`` is the radius at
+    which accuracy must have collapsed.
+    """
+    def compute():
+        def pgd_acc(e=eps, k=steps, a=step_size, r=restarts):
+            return robust_accuracy(trained.model, x, y, eps=e, steps=k, step_size=a, restarts=r,
+                                   seed=seed, progress=f"{trained.config.label} PGD-{k}x{r}").robust
+        base = pgd_acc()
+        more_steps = pgd_acc(k=int(2.5 * steps))  # same step size, longer path
+        more_restarts = pgd_acc(r=restarts * 4)
+        large = pgd_acc(e=large_eps, a=step_size * large_eps / eps)
+        independent = torchattacks_accuracy(trained.model, x, y, eps=eps, steps=steps, step_size=step_size)
+        transfer = transfer_accuracy(trained.model, surrogate.model, x, y, eps=eps, steps=steps,
+                                     step_size=step_size, seed=seed)
+        base_name = f"PGD-{steps}x{restarts}"
+        return [
+            ("more steps", f"PGD-{int(2.5 * steps)}x{restarts}", more_steps, base,
+             f"drop <= {MAX_CHANGE_STRONGER:.0%}", base - more_steps <= MAX_CHANGE_STRONGER),
+            ("more restarts", f"PGD-{steps}x{restarts * 4}", more_restarts, base,
+             f"drop <= {MAX_CHANGE_STRONGER:.0%}", base - more_restarts <= MAX_CHANGE_STRONGER),
+            ("large eps", f"{base_name} at eps={large_eps:.3g}", large, base,
+             f"accuracy <= {MAX_ACC_AT_LARGE_EPS:.0%}", large <= MAX_ACC_AT_LARGE_EPS),
+            ("transfer (black-box)", f"PGD-{steps} on {surrogate.config.label}", transfer, base,
+             "black-box accuracy >= white-box", transfer >= base),
+            ("independent (torchattacks)", f"torchattacks PGD-{steps}", independent, base,
+             f"|difference| <= {MAX_DISAGREEMENT:.0%}", abs(independent - base) <= MAX_DISAGREEMENT),
+        ]
+
+    key = {**_cache_key(trained, x, y, eps=eps, steps=steps, step_size=step_size, restarts=restarts,
+                        large_eps=large_eps, seed=seed), "surrogate": dataclasses.asdict(surrogate.config)}
+    rows = store.get_or_create("strength_checks", key, compute, fmt="json")
+    frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed"])
+    for column, value in _model_columns(trained).items():
+        frame.insert(0, column, value)
+    frame["eps"] = eps
+    return frame

@@ -1,0 +1,95 @@
+"""Figures of the book. Each function takes plain tensors or tidy DataFrames and returns a Figure."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+sns.set_theme(context="notebook", style="whitegrid")
+POOL_COLORS = {"max": "#c44e52", "avg": "#4c72b0"}
+
+
+def _as_image(t: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor in [0, 1] → array for imshow (H, W) or (H, W, 3)."""
+    t = t.detach().float().cpu().clamp(0, 1)
+    return t[0].numpy() if t.shape[0] == 1 else t.permute(1, 2, 0).numpy()
+
+
+def _show(ax, image: torch.Tensor, title: str | None = None) -> None:
+    ax.imshow(_as_image(image), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+
+
+def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, *, ncols: int = 10,
+               size: float = 1.1, suptitle: str | None = None) -> plt.Figure:
+    """Images (N, C, H, W) in [0, 1] on a grid, each with an optional title."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show(ax, images[i], titles[i] if titles is not None else None)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(counts: pd.DataFrame) -> plt.Figure:
+    """Bar chart of images per class; ``counts`` has columns split, class, images."""
+    grid = sns.catplot(counts, kind="bar", x="class", y="images", hue="split", height=3, aspect=2.4)
+    grid.set_axis_labels("class", "images")
+    return grid.figure
+
+
+def training_curves(history: pd.DataFrame) -> plt.Figure:
+    """Per-epoch metrics; ``history`` has columns model, training, pool, epoch, metric, value."""
+    grid = sns.relplot(history, kind="line", x="epoch", y="value", hue="pool", style="training",
+                       col="metric", col_wrap=min(4, history["metric"].nunique()), marker="o",
+                       palette=POOL_COLORS, height=2.6, aspect=1.2, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def adversarial_examples(clean: torch.Tensor, adv: torch.Tensor, pred_clean: Sequence[str],
+                         pred_adv: Sequence[str], *, title: str = "") -> plt.Figure:
+    """Rows: clean images, adversarial twins, and the perturbation (adv − clean) as a heat map,
+    with the predicted label under each image."""
+    n = len(clean)
+    fig, axes = plt.subplots(3, n, figsize=(1.35 * n, 4.6), squeeze=False)
+    delta = (adv - clean).mean(1)  # signed, averaged over channels
+    bound = float(delta.abs().max()) or 1.0
+    for i in range(n):
+        _show(axes[0, i], clean[i], f"pred {pred_clean[i]}")
+        _show(axes[1, i], adv[i], f"pred {pred_adv[i]}")
+        axes[2, i].imshow(delta[i].cpu(), cmap="RdBu_r", vmin=-bound, vmax=bound)
+        axes[2, i].set_xticks([])
+        axes[2, i].set_yticks([])
+        axes[2, i].grid(False)
+    for row, name in enumerate(("clean", "adversarial", "perturbation")):
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_curves(curves: pd.DataFrame) -> plt.Figure:
+    """Robust accuracy against ε; columns dataset, eps, robust_acc, pool, training (mean and 95%
+    interval over seeds when there are several)."""
+    grid = sns.relplot(curves, kind="line", x="eps", y="robust_acc", hue="pool", style="training",
+                       col="dataset", marker="o", palette=POOL_COLORS, errorbar=("ci", 95),
+                       height=3.2, aspect=1.3, facet_kws={"sharex": False})
+    grid.set_axis_labels("ε (L∞)", "robust accuracy")
+    grid.set(ylim=(-0.02, 1.02))
+    return grid.figure

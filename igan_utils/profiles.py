@@ -1,0 +1,296 @@
+"""Profiles: one switch (``smoke``, ``quick``, ``paper``) that sets every parameter of a notebook.
+
+``resolve(notebook, profile, **overrides)`` returns the complete, validated parameter set of one
+notebook. Every parameter can be overridden; ``None`` for a dataset-dependent setting (ε, steps, step
+sizes, ε grid) means the reference value of that dataset (:data:`REFERENCE`). In a notebook,
+``from_namespace`` reads the parameters cell (and what papermill injected after it), so a wrong name,
+type or value fails right there with a message naming the parameter.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+PROFILE_NAMES = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter: its type, allowed values and meaning."""
+
+    kind: type                      # int, float, str or bool; for lists, the element type
+    doc: str
+    is_list: bool = False
+    optional: bool = False          # None allowed
+    choices: tuple = ()
+    minimum: float | None = None    # inclusive
+    positive: bool = False          # > 0
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` converted to this parameter's type, or a ValueError naming ``name``."""
+        if isinstance(value, str) and value.strip().lower() == "none" and self.optional:
+            return None
+        if value is None:
+            if self.optional:
+                return None
+            raise ValueError(f"parameter {name!r} must not be None ({self.doc})")
+        if self.is_list:
+            if isinstance(value, str):  # papermill -p passes "0,1,2" as a string
+                value = [item.strip() for item in value.split(",") if item.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"parameter {name!r} must be a list of {self.kind.__name__}, "
+                                 f"got {value!r}")
+            if not value:
+                raise ValueError(f"parameter {name!r} must not be an empty list")
+            return [self._scalar(name, item) for item in value]
+        return self._scalar(name, value)
+
+    def _scalar(self, name: str, value: Any) -> Any:
+        value = _convert(name, value, self.kind)
+        if self.choices and value not in self.choices:
+            raise ValueError(f"parameter {name!r} must be one of {', '.join(map(repr, self.choices))}; "
+                             f"got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"parameter {name!r} must be >= {self.minimum}, got {value!r}")
+        if self.positive and value <= 0:
+            raise ValueError(f"parameter {name!r} must be > 0, got {value!r}")
+        return value
+
+
+def _convert(name: str, value: Any, kind: type) -> Any:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    if isinstance(value, str) and kind is bool and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"parameter {name!r} must be of type {kind.__name__}, got {value!r} "
+                     f"({type(value).__name__})")
+
+
+PARAMS: dict[str, Param] = {
+    # data
+    "datasets": Param(str, "datasets the chapter covers", is_list=True, choices=("mnist", "cifar10")),
+    "dataset": Param(str, "dataset of this run", choices=("mnist", "cifar10")),
+    "data_dir": Param(str, "data folder (None: $IGAN_DATA_DIR, else ./data)", optional=True),
+    "train_size": Param(int, "training images used (None: all)", optional=True, minimum=1),
+    "val_size": Param(int, "images held out of training to monitor it", minimum=1),
+    "test_size": Param(int, "test images loaded (None: all)", optional=True, minimum=1),
+    "split_seed": Param(int, "seed of the train/val/test draws", minimum=0),
+    # classifiers and training
+    "pools": Param(str, "pooling variants compared", is_list=True, choices=("max", "avg")),
+    "pool": Param(str, "pooling of this run", choices=("max", "avg")),
+    "seeds": Param(int, "training seeds", is_list=True, minimum=0),
+    "seed": Param(int, "training seed of this run", minimum=0),
+    "epochs": Param(int, "epochs of natural training", minimum=1),
+    "adv_epochs": Param(int, "epochs of adversarial training", minimum=1),
+    "adv_method": Param(str, "adversarial training: Madry PGD, or fast FGSM with random start",
+                        choices=("pgd", "fgsm")),
+    "train_steps": Param(int, "PGD steps in adversarial training (None: reference)", optional=True, minimum=1),
+    "batch_size": Param(int, "training batch size", minimum=1),
+    "lr": Param(float, "peak learning rate (Adam, one-cycle schedule)", positive=True),
+    # attacks and evaluation
+    "eps": Param(float, "L-inf radius of attacks and adversarial training (None: reference)",
+                 optional=True, minimum=0),
+    "eval_steps": Param(int, "PGD steps in evaluation (None: reference)", optional=True, minimum=1),
+    "restarts": Param(int, "PGD random restarts in evaluation", minimum=1),
+    "eval_size": Param(int, "test images attacked in evaluation", minimum=1),
+    "check_size": Param(int, "test images attacked by the strength checks", minimum=1),
+    "eps_grid": Param(float, "radii of the robust-accuracy curves (None: reference)", is_list=True,
+                      optional=True, minimum=0),
+    # InterpretGAN
+    "taps": Param(str, "taps to interpret (None: all taps of the model)", is_list=True, optional=True),
+    "gan_steps": Param(int, "generator updates per tap", minimum=1),
+    "gan_batch_size": Param(int, "GAN batch size", minimum=1),
+    "gan_lr": Param(float, "GAN learning rate (Adam)", positive=True),
+    "lambda_adv": Param(float, "weight of the GAN realism loss", minimum=0),
+    "lambda_cls": Param(float, "weight of the classification-consistency loss", minimum=0),
+    "lambda_lat": Param(float, "weight of the feature-consistency loss", minimum=0),
+    "lambda_rec": Param(float, "weight of the pixel (L1) loss", minimum=0),
+    "n_examples": Param(int, "images shown in interpretation figures", minimum=1),
+    "inversion_steps": Param(int, "gradient steps of the feature-inversion baseline", minimum=1),
+    # diagnosis
+    "judges": Param(str, "who labels interpretations", is_list=True, choices=("independent", "self")),
+    "decoder_steps": Param(int, "training steps of each information-loss decoder", minimum=1),
+    "diag_size": Param(int, "test images attacked for the diagnosis", minimum=1),
+    "bootstrap": Param(int, "bootstrap resamples for 95% intervals", minimum=1),
+    # sweeps
+    "sweep_seeds": Param(int, "seeds of the pooling-study sweep", is_list=True, minimum=0),
+    "sweep_workers": Param(int, "Dask workers of the sweep (LocalCluster)", minimum=1),
+    "sweep_scheduler": Param(str, "address of an existing Dask scheduler (None: LocalCluster)", optional=True),
+    # output
+    "results_path": Param(str, "CSV file this run writes its results table to (None: none)", optional=True),
+}
+
+_COMMON = ["data_dir", "train_size", "val_size", "test_size", "split_seed", "pools", "seeds",
+           "epochs", "adv_epochs", "adv_method", "train_steps", "batch_size", "lr", "eps"]
+_ATTACK = ["eval_steps", "restarts", "eval_size"]
+_GAN = ["taps", "gan_steps", "gan_batch_size", "gan_lr", "lambda_adv", "lambda_cls", "lambda_lat",
+        "lambda_rec"]
+
+NOTEBOOK_PARAMS: dict[str, list[str]] = {
+    "01_classification": ["datasets", *_COMMON, "results_path"],
+    "02_adversarial": ["datasets", *_COMMON, *_ATTACK, "eps_grid", "check_size", "n_examples",
+                       "results_path"],
+    "03_interpretation": ["datasets", *_COMMON, *_ATTACK, *_GAN, "n_examples", "inversion_steps",
+                          "results_path"],
+    "04_diagnosis": ["datasets", *_COMMON, *_ATTACK, *_GAN, "judges", "decoder_steps", "diag_size",
+                     "bootstrap", "results_path"],
+    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "sweep_seeds",
+                  "sweep_workers", "sweep_scheduler", "results_path"],
+    "robustness_point": ["dataset", "pool", "seed",
+                         *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "results_path"],
+}
+
+_BASE = {
+    "datasets": ["mnist"], "dataset": "mnist", "data_dir": None, "split_seed": 0,
+    "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0,
+    "adv_method": "fgsm", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
+    "eval_steps": None, "eps_grid": None, "taps": None, "gan_lr": 2e-4,
+    "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
+    "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
+    "results_path": None,
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # CI and nbval: a few hundred images, every code path, seconds per chapter.
+    "smoke": {**_BASE, "train_size": 600, "val_size": 100, "test_size": 200, "epochs": 1,
+              "adv_epochs": 1, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
+              "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 32, "n_examples": 4,
+              "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
+              "sweep_seeds": [0, 1]},
+    # A laptop: MNIST(-10k offline), few epochs, fast adversarial training.
+    "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 3,
+              "adv_epochs": 5, "restarts": 2, "eval_size": 300, "check_size": 200, "gan_steps": 150,
+              "gan_batch_size": 64, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 150,
+              "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2]},
+    # A GPU: full MNIST and CIFAR-10 with the reference (Madry) settings.
+    "paper": {**_BASE, "datasets": ["mnist", "cifar10"], "train_size": None, "val_size": 1000,
+              "test_size": None, "seeds": [0, 1, 2], "epochs": 20, "adv_epochs": 40, "adv_method": "pgd",
+              "batch_size": 128, "lr": 1e-3, "restarts": 5, "eval_size": 10000, "check_size": 1000, "gan_steps": 5000,
+              "gan_batch_size": 128, "n_examples": 8, "inversion_steps": 1000, "decoder_steps": 3000,
+              "diag_size": 2000, "bootstrap": 2000, "sweep_seeds": [0, 1, 2, 3, 4]},
+}
+
+# Reference threat models (Madry et al.'s public settings, DESIGN.md).
+REFERENCE: dict[str, dict[str, Any]] = {
+    "mnist": {"arch": "small_cnn", "eps": 0.3, "train_steps": 40, "train_step_size": 0.01,
+              "eval_steps": 40, "eval_step_size": 0.01,
+              "eps_grid": [0.0, 0.1, 0.2, 0.3, 0.4]},
+    "cifar10": {"arch": "cifar_cnn", "eps": 8 / 255, "train_steps": 10, "train_step_size": 2 / 255,
+                "eval_steps": 20, "eval_step_size": 2 / 255,
+                "eps_grid": [e / 255 for e in (0, 2, 4, 8, 12, 16)]},
+}
+
+
+class Params(Mapping):
+    """Read-only parameter set with attribute access (``P.eps``)."""
+
+    def __init__(self, notebook: str, profile: str, values: dict[str, Any]):
+        self._notebook, self._profile, self._values = notebook, profile, dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"{self._notebook} has no parameter {name!r}; it has: "
+                                 f"{', '.join(sorted(self._values))}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @property
+    def profile(self) -> str:
+        return self._profile
+
+    def __repr__(self) -> str:
+        rows = "\n".join(f"  {k} = {v!r}" for k, v in self._values.items())
+        return f"Params({self._notebook}, profile={self._profile!r}):\n{rows}"
+
+
+def resolve(notebook: str, profile: str = "smoke", **overrides: Any) -> Params:
+    """The complete parameter set of ``notebook`` in ``profile``, with ``overrides`` applied.
+
+    Raises ValueError naming the profile, notebook or parameter that is unknown or invalid.
+    """
+    if notebook not in NOTEBOOK_PARAMS:
+        raise ValueError(f"unknown notebook {notebook!r}; valid: {', '.join(NOTEBOOK_PARAMS)}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILE_NAMES)}")
+    names = NOTEBOOK_PARAMS[notebook]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook}; "
+                         f"valid: {', '.join(sorted(names))}")
+    values = {name: PARAMS[name].check(name, overrides.get(name, PROFILES[profile][name]))
+              for name in names}
+    return Params(notebook, profile, values)
+
+
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Params:
+    """Parameters of a notebook run, read from its global namespace.
+
+    Call it right after the parameters cell. Every public, non-module, non-callable global at that
+    point is a parameter (from the parameters cell, or injected by ``papermill -p``); a value of
+    None in the parameters cell means "the profile's value".
+    """
+    given = {name: value for name, value in namespace.items()
+             if not name.startswith("_") and name not in _IPYTHON_NAMES
+             and not isinstance(value, types.ModuleType) and not callable(value)}
+    profile = given.pop("profile", "smoke")
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if not isinstance(profile, str):
+        raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILE_NAMES)}, got {profile!r}")
+    return resolve(notebook, profile, **overrides)
+
+
+def attack_settings(params: Mapping[str, Any], dataset: str, *, training: bool = False,
+                    eps: float | None = None) -> dict[str, Any]:
+    """ε, steps and step size of the PGD attack for ``dataset``: the reference values unless
+    overridden (``eps`` here overrides the parameters' ε). The step size keeps the reference ratio of
+    path length (steps × step) to ε, so fewer steps take larger ones and a smaller ε smaller ones."""
+    ref = REFERENCE[dataset]
+    if eps is None:
+        eps = params.get("eps") if params.get("eps") is not None else ref["eps"]
+    prefix = "train" if training else "eval"
+    steps = params.get(f"{prefix}_steps") or ref[f"{prefix}_steps"]
+    path_per_eps = ref[f"{prefix}_steps"] * ref[f"{prefix}_step_size"] / ref["eps"]
+    return {"eps": eps, "steps": steps, "step_size": path_per_eps * eps / steps}
+
+
+def eps_grid(params: Mapping[str, Any], dataset: str) -> list[float]:
+    """Radii of the robust-accuracy curve of ``dataset``."""
+    return list(params.get("eps_grid") or REFERENCE[dataset]["eps_grid"])
+
+
+def notebook_parameters(path) -> list[str]:
+    """Names assigned in the cell tagged ``parameters`` of the notebook at ``path`` (in order)."""
+    import ast
+    import json
+    from pathlib import Path
+
+    cells = json.loads(Path(path).read_text())["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return [target.id for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)]
+    raise ValueError(f"{path} has no cell tagged 'parameters'")

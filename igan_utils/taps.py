@@ -1,0 +1,91 @@
+"""Taps: the outputs of named layers, for any ``nn.Module``.
+
+A tap is the name of a submodule (as in ``model.named_modules()``); its activation is that
+submodule's output. Our models list their taps in ``model.taps``; for any other model pass the names.
+Each tapped module must run once per forward pass (one module instance per layer).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+
+def tap_names(model: nn.Module, taps: Sequence[str] | None = None) -> list[str]:
+    """Validated tap names: ``taps``, or ``model.taps`` when None.
+
+    Raises ValueError naming any name that is not a submodule of ``model``.
+    """
+    if taps is None:
+        if not hasattr(model, "taps"):
+            raise ValueError(f"{type(model).__name__} has no `taps` attribute; pass the tap names "
+                             f"(submodule names from model.named_modules())")
+        taps = model.taps
+    taps = list(taps)
+    if not taps:
+        raise ValueError("taps must name at least one layer")
+    modules = dict(model.named_modules())
+    unknown = [t for t in taps if t not in modules or t == ""]
+    if unknown:
+        valid = getattr(model, "taps", None) or [n for n in modules if n]
+        raise ValueError(f"unknown tap(s) {', '.join(map(repr, unknown))} for "
+                         f"{type(model).__name__}; valid: {', '.join(valid)}")
+    if len(set(taps)) != len(taps):
+        raise ValueError(f"taps are repeated: {taps}")
+    return taps
+
+
+@contextmanager
+def _hooks(model: nn.Module, taps: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+    captured: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+
+    def hook_for(name: str):
+        def hook(_module, _inputs, output):
+            if name in captured:
+                raise ValueError(f"tap {name!r} ran twice in one forward pass; taps need one module "
+                                 f"instance per layer")
+            captured[name] = output
+        return hook
+
+    handles = [modules[name].register_forward_hook(hook_for(name)) for name in taps]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_with_taps(model: nn.Module, x: torch.Tensor,
+                      taps: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Logits of the forward pass of ``x`` and the activations at ``taps`` (in tap order).
+
+    Gradients flow through both unless called under ``no_grad``.
+    """
+    taps = tap_names(model, taps)
+    with _hooks(model, taps) as captured:
+        logits = model(x)
+    return logits, _in_order(captured, taps)
+
+
+def activations(model: nn.Module, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """Activations at ``taps`` for the batch ``x``, in tap order."""
+    return forward_with_taps(model, x, taps)[1]
+
+
+def tap_shapes(model: nn.Module, input_shape: Sequence[int], taps: Sequence[str] | None = None) -> dict[str, tuple[int, ...]]:
+    """Per-sample activation shape at each tap for inputs of shape ``input_shape`` (C, H, W)."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        acts = activations(model, torch.zeros(1, *input_shape, device=device), taps)
+    return {name: tuple(a.shape[1:]) for name, a in acts.items()}
+
+
+def _in_order(captured: dict[str, torch.Tensor], taps: list[str]) -> dict[str, torch.Tensor]:
+    missing = [t for t in taps if t not in captured]
+    if missing:
+        raise ValueError(f"tap(s) {', '.join(map(repr, missing))} did not run in the forward pass")
+    return {t: captured[t] for t in taps}

@@ -1,0 +1,215 @@
+"""Classifier training: natural, Madry PGD adversarial training, and fast FGSM adversarial training.
+
+Adam with a one-cycle learning rate (linear up for the first 40% of steps, then down). Adversarial
+training ramps ε up linearly over those same first 40% of steps, which keeps ε = 0.3 MNIST training
+from stalling at chance. Every epoch draws its shuffle and attack noise from (seed, epoch), so a run
+resumed from its last checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import attacks, models
+from .data import ImageSet
+from .runtime import default_device
+from .store import Checkpoint, Store
+
+METHODS = ("natural", "pgd", "fgsm")
+_WARMUP = 0.4          # fraction of steps for the learning-rate rise and the ε ramp
+_MONITOR_IMAGES = 200  # validation images attacked after every epoch
+_MONITOR_STEPS = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained classifier (the artifact store's key)."""
+
+    dataset: str
+    arch: str
+    pool: str
+    seed: int
+    method: str           # natural | pgd | fgsm
+    epochs: int
+    batch_size: int
+    lr: float
+    eps: float = 0.0      # adversarial training radius (L-inf)
+    steps: int = 0        # PGD steps of adversarial training
+    step_size: float = 0.0
+    data: str = ""        # fingerprint of the training images
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown training method {self.method!r}; valid: {', '.join(METHODS)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.method != "natural" and not self.eps > 0:
+            raise ValueError(f"adversarial training ({self.method}) needs eps > 0, got {self.eps}")
+        if self.method == "pgd" and (self.steps < 1 or not self.step_size > 0):
+            raise ValueError(f"PGD training needs steps >= 1 and step_size > 0, got {self.steps}, "
+                             f"{self.step_size}")
+
+    @property
+    def label(self) -> str:
+        """Short name for tables and legends, e.g. ``max/fgsm/s0``."""
+        return f"{self.pool}/{self.method}/s{self.seed}"
+
+
+@dataclass
+class TrainedModel:
+    """A trained classifier (eval mode) with its per-epoch history and training time."""
+
+    model: nn.Module
+    config: TrainConfig
+    history: list[dict]
+    seconds: float
+
+
+def _lr_at(step: int, total: int, peak: float) -> float:
+    frac = step / max(total, 1)
+    return peak * max(min(frac / _WARMUP, (1 - frac) / (1 - _WARMUP)), 1e-3)
+
+
+def _eps_at(step: int, total: int, eps: float) -> float:
+    return eps * min(1.0, (step + 1) / max(_WARMUP * total, 1))
+
+
+def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
+                     checkpoint: Checkpoint | None = None, device: torch.device | None = None,
+                     progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train a fresh ``config.arch`` on ``train`` and return (model, history).
+
+    History has one dict per epoch: training loss and accuracy (on the training inputs, adversarial
+    ones in adversarial training) and, with ``val``, clean and PGD-10 accuracy on up to 200 held-out
+    images. With ``checkpoint``, state is saved after every epoch and a saved state is resumed.
+    """
+    device = device or default_device()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = models.build(config.arch, config.pool).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history: list[dict] = []
+    first_epoch = 0
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        models.load_state(model, state["model"], f"partial checkpoint {checkpoint.path}")
+        optimizer.load_state_dict(state["optimizer"])
+        history, first_epoch = state["history"], state["epoch"] + 1
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    total = config.epochs * steps_per_epoch
+    monitor = val.take(slice(0, _MONITOR_IMAGES)).tensors(device) if val is not None and len(val) else None
+
+    for epoch in range(first_epoch, config.epochs):
+        generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+        bar = tqdm(train.batches(config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch,
+                                 device=device),
+                   total=steps_per_epoch, disable=not progress, leave=False,
+                   desc=f"{config.dataset} {config.label} epoch {epoch + 1}/{config.epochs}")
+        loss_sum = torch.zeros((), device=device)
+        right = torch.zeros((), device=device)
+        for i, (x, y) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total, config.lr)
+            x_train = _training_inputs(model, x, y, config, _eps_at(step, total, config.eps), generator)
+            model.train()
+            logits = model(x_train)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            right += (logits.argmax(1) == y).sum()
+        record = {"epoch": epoch + 1, "train_loss": loss_sum.item() / len(train),
+                  "train_acc": right.item() / len(train)}
+        if monitor is not None:
+            record.update(_monitor(model, *monitor, config))
+        history.append(record)
+        if progress:
+            tqdm.write(f"{config.dataset} {config.label} epoch {epoch + 1}: " +
+                       ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"))
+        if checkpoint is not None and epoch + 1 < config.epochs:
+            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "epoch": epoch, "history": history})
+    optimizer.zero_grad(set_to_none=True)  # a finished model carries no stale gradients
+    model.eval()
+    return model, history
+
+
+def _training_inputs(model, x, y, config: TrainConfig, eps: float, generator) -> torch.Tensor:
+    if config.method == "natural":
+        return x
+    if config.method == "fgsm":
+        return attacks.fgsm(model, x, y, eps, random_start=True, generator=generator).adv
+    step_size = config.step_size * eps / config.eps  # keep the path length proportional to ε
+    return attacks.pgd(model, x, y, eps, steps=config.steps, step_size=step_size,
+                       generator=generator).adv
+
+
+def _monitor(model, x, y, config: TrainConfig) -> dict:
+    record = {"val_clean_acc": attacks.accuracy(model, x, y)}
+    if config.eps > 0:
+        result = attacks.robust_accuracy(model, x, y, eps=config.eps, steps=_MONITOR_STEPS,
+                                         seed=config.seed)
+        record["val_pgd_acc"] = result.robust
+    return record
+
+
+def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
+                 store: Store | None = None, device: torch.device | None = None,
+                 progress: bool = True) -> TrainedModel:
+    """The classifier for ``config`` from the store, trained (resumably) and stored if missing."""
+    store = store or Store()
+    if config.data and config.data != train.fingerprint():
+        raise ValueError("config.data is not the fingerprint of the training images given")
+    config = dataclasses.replace(config, data=train.fingerprint())
+    key = dataclasses.asdict(config)
+
+    def create(checkpoint: Checkpoint) -> dict:
+        model, history = train_classifier(config, train, val, checkpoint=checkpoint, device=device,
+                                          progress=progress)
+        return {"state_dict": model.state_dict(), "history": history}
+
+    stored = store.get_or_create("classifier", key, create, resumable=True)
+    device = device or default_device()
+    model = models.build(config.arch, config.pool)
+    models.load_state(model, stored["state_dict"], f"classifier artifact of {config.label}")
+    seconds = store.metadata("classifier", key)["seconds"]
+    return TrainedModel(model.to(device).eval(), config, stored["history"], seconds)
+
+
+def config_for(params, dataset: str, pool: str, seed: int, adversarial: bool) -> TrainConfig:
+    """The training configuration a notebook's parameters select (see ``profiles``)."""
+    from .profiles import REFERENCE, attack_settings
+
+    common = dict(dataset=dataset, arch=REFERENCE[dataset]["arch"], pool=pool, seed=seed,
+                  batch_size=params["batch_size"], lr=params["lr"])
+    if not adversarial:
+        return TrainConfig(method="natural", epochs=params["epochs"], **common)
+    attack = attack_settings(params, dataset, training=True)
+    method = params["adv_method"]
+    return TrainConfig(method=method, epochs=params["adv_epochs"], eps=attack["eps"],
+                       steps=attack["steps"] if method == "pgd" else 0,
+                       step_size=attack["step_size"] if method == "pgd" else 0.0, **common)
+
+
+def models_for(params, dataset: str, splits, *, store: Store, adversarial: tuple[bool, ...] = (False, True),
+               pools: list[str] | None = None, seeds: list[int] | None = None,
+               progress: bool = True) -> list[TrainedModel]:
+    """Every classifier a notebook's parameters ask for: each pool × seed × (natural, adversarial),
+    from the store or trained now. ``pools``/``seeds`` default to the parameters'."""
+    pools = pools or params["pools"]
+    seeds = seeds if seeds is not None else params["seeds"]
+    return [get_or_train(config_for(params, dataset, pool, seed, adv), splits.train, splits.val,
+                         store=store, progress=progress)
+            for adv in adversarial for pool in pools for seed in seeds]

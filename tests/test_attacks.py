@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from igan_utils import attacks, models
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("norm", attacks.NORMS)
+def test_pgd_stays_in_the_ball_and_in_range(natural_model, test_batch, norm):
+    x, y = test_batch
+    eps = 0.3 if norm == "linf" else 2.0
+    result = attacks.pgd(natural_model, x, y, eps, norm=norm, steps=10, generator=_gen())
+    delta = (result.adv - x).flatten(1)
+    size = delta.abs().max(1).values if norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps + 1e-5).all()
+    assert result.adv.min() >= 0 and result.adv.max() <= 1
+
+
+def test_success_matches_the_models_predictions(natural_model, test_batch):
+    x, y = test_batch
+    result = attacks.pgd(natural_model, x, y, 0.1, steps=10, generator=_gen())
+    assert torch.equal(result.success, attacks.predict(natural_model, result.adv) != y)
+
+
+def test_the_attack_works_and_pgd_beats_fgsm(natural_model, test_batch):
+    x, y = test_batch
+    clean = attacks.accuracy(natural_model, x, y)
+    fgsm = attacks.accuracy(natural_model, attacks.fgsm(natural_model, x, y, 0.1).adv, y)
+    pgd = attacks.robust_accuracy(natural_model, x, y, eps=0.1, steps=20, seed=0).robust
+    assert clean > 0.85  # the fixture model learned something
+    assert pgd <= fgsm < clean
+    assert attacks.robust_accuracy(natural_model, x, y, eps=0.3, steps=20).robust < 0.05
+
+
+def test_early_exit_gives_the_same_result_for_less_work(natural_model, test_batch):
+    x, y = test_batch
+    full = attacks.pgd(natural_model, x, y, 0.1, steps=20, restarts=2, generator=_gen(1))
+    early = attacks.pgd(natural_model, x, y, 0.1, steps=20, restarts=2, early_exit=True, generator=_gen(1))
+    assert torch.equal(full.success, early.success)
+    a = attacks.robust_accuracy(natural_model, x, y, eps=0.1, steps=20, early_exit=False, seed=2)
+    b = attacks.robust_accuracy(natural_model, x, y, eps=0.1, steps=20, early_exit=True, seed=2)
+    assert a.robust == b.robust and a.clean == b.clean
+
+
+def test_restarts_keep_the_strongest_result_per_sample(natural_model, test_batch):
+    x, y = test_batch
+    one = attacks.pgd(natural_model, x, y, 0.05, steps=5, restarts=1, generator=_gen(3))
+    three = attacks.pgd(natural_model, x, y, 0.05, steps=5, restarts=3, generator=_gen(3))
+    assert (three.success | ~one.success).all()  # every sample broken once stays broken
+    assert three.success.sum() >= one.success.sum()
+
+
+def test_targeted_attack_reaches_its_target(natural_model, test_batch):
+    x, y = test_batch
+    target = (y + 1) % 10
+    result = attacks.pgd(natural_model, x, target, 0.3, steps=20, targeted=True, generator=_gen())
+    assert torch.equal(result.success, attacks.predict(natural_model, result.adv) == target)
+    assert result.success.float().mean() > 0.5
+
+
+def test_no_parameter_gradients_and_mode_restored(natural_model, test_batch):
+    x, y = test_batch
+    assert all(p.grad is None for p in natural_model.parameters())
+    natural_model.train()
+    attacks.pgd(natural_model, x[:10], y[:10], 0.1, steps=3)
+    attacks.fgsm(natural_model, x[:10], y[:10], 0.1, random_start=True)
+    assert natural_model.training
+    natural_model.eval()
+    assert all(p.grad is None for p in natural_model.parameters())
+
+
+def test_same_seed_same_attack(natural_model, test_batch):
+    x, y = test_batch
+    a = attacks.pgd(natural_model, x[:20], y[:20], 0.1, steps=3, generator=_gen(7)).adv
+    b = attacks.pgd(natural_model, x[:20], y[:20], 0.1, steps=3, generator=_gen(7)).adv
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"x": torch.rand(4, 28, 28)}, "x must be a float tensor of shape \\(N, C, H, W\\)"),
+    ({"x": torch.rand(4, 3, 28, 28)}, "per-image shape \\(3, 28, 28\\).*expects \\(1, 28, 28\\)"),
+    ({"x": torch.rand(4, 1, 28, 28) * 2}, "x must lie in \\[0, 1\\]"),
+    ({"y": torch.zeros(3, dtype=torch.long)}, "y must be an integer tensor of shape \\(4,\\)"),
+    ({"eps": -0.1}, "eps must be >= 0"),
+    ({"norm": "l1"}, "unknown norm 'l1'; valid: linf, l2"),
+    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"restarts": 0}, "restarts must be an integer >= 1"),
+    ({"step_size": 0.0}, "step_size must be > 0"),
+])
+def test_bad_input_is_a_clear_value_error(kwargs, message):
+    model = models.small_cnn()
+    args = {"x": torch.rand(4, 1, 28, 28), "y": torch.zeros(4, dtype=torch.long), "eps": 0.1, **kwargs}
+    x, y, eps = args.pop("x"), args.pop("y"), args.pop("eps")
+    with pytest.raises(ValueError, match=message):
+        attacks.pgd(model, x, y, eps, **args)
+
+
+def test_fgsm_rejects_bad_input_too():
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        attacks.fgsm(models.small_cnn(), torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), -1.0)
+
+
+def test_agrees_with_torchattacks(natural_model, test_batch):
+    from igan_utils.evaluation import torchattacks_accuracy
+
+    x, y = test_batch
+    ours = attacks.robust_accuracy(natural_model, x, y, eps=0.05, steps=20, step_size=0.005, seed=0).robust
+    theirs = torchattacks_accuracy(natural_model, x, y, eps=0.05, steps=20, step_size=0.005)
+    assert abs(ours - theirs) <= 0.03, (ours, theirs)  # 200 images: 3 points is 6 images

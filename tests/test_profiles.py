@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from igan_utils import profiles
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILE_NAMES)
+@pytest.mark.parametrize("notebook", list(profiles.NOTEBOOK_PARAMS))
+def test_every_profile_gives_every_notebook_a_complete_valid_set(notebook, profile):
+    params = profiles.resolve(notebook, profile)
+    assert set(params) == set(profiles.NOTEBOOK_PARAMS[notebook])
+    assert params.profile == profile
+
+
+def test_overrides_apply_and_are_converted():
+    params = profiles.resolve("02_adversarial", "quick", eps="0.1", seeds="0,1,2", eval_size=7.0,
+                              train_size="None")
+    assert params.eps == 0.1 and params.seeds == [0, 1, 2] and params.eval_size == 7
+    assert params.train_size is None
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown profile 'fast'; valid: smoke, quick, paper"):
+        profiles.resolve("01_classification", "fast")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) 'epsilon'.*valid: .*eps"):
+        profiles.resolve("02_adversarial", "smoke", epsilon=0.1)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("eps", -0.1, "'eps' must be >= 0"),
+    ("epochs", 0, "'epochs' must be >= 1"),
+    ("batch_size", 0, "'batch_size' must be >= 1"),
+    ("lr", 0.0, "'lr' must be > 0"),
+    ("eps", "abc", "'eps' must be of type float"),
+    ("epochs", 1.5, "'epochs' must be of type int"),
+    ("epochs", True, "'epochs' must be of type int"),
+    ("pools", ["max", "median"], "'pools' must be one of 'max', 'avg'"),
+    ("seeds", [], "'seeds' must not be an empty list"),
+    ("adv_method", None, "'adv_method' must not be None"),
+])
+def test_bad_values_name_the_parameter(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        profiles.resolve("01_classification", "smoke", **{name: value})
+
+
+def test_from_namespace_reads_parameters_and_rejects_injected_unknown_names():
+    namespace = {"profile": "quick", "eps": None, "epochs": 2, "In": [], "_": None, "profiles": profiles,
+                 "print": print}
+    params = profiles.from_namespace("01_classification", namespace)
+    assert params.epochs == 2 and params.eps is None and params.profile == "quick"
+    with pytest.raises(ValueError, match="unknown parameter.*'epoch'"):
+        profiles.from_namespace("01_classification", {**namespace, "epoch": 3})
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_parameters_cell_declares_exactly_the_registered_parameters(notebook):
+    assert profiles.notebook_parameters(notebook) == ["profile", *profiles.NOTEBOOK_PARAMS[notebook.stem]]
+
+
+def test_attack_settings_follow_the_reference_and_keep_the_path_ratio():
+    smoke = profiles.resolve("02_adversarial", "smoke")
+    paper = profiles.resolve("02_adversarial", "paper")
+    assert profiles.attack_settings(paper, "mnist") == {"eps": 0.3, "steps": 40, "step_size": pytest.approx(0.01)}
+    short = profiles.attack_settings(smoke, "mnist")
+    assert short["steps"] == 5 and short["steps"] * short["step_size"] == pytest.approx(40 * 0.01)
+    cifar = profiles.attack_settings(paper, "cifar10", training=True)
+    assert cifar == {"eps": pytest.approx(8 / 255), "steps": 10, "step_size": pytest.approx(2 / 255)}
+    assert profiles.attack_settings(paper, "mnist", eps=0.15)["step_size"] == pytest.approx(0.005)
