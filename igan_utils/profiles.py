@@ -154,7 +154,7 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
 _BASE = {
     "datasets": ["mnist"], "dataset": "mnist", "data_dir": None, "split_seed": 0,
     "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0,
-    "adv_method": "fgsm", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
+    "adv_method": "pgd", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
     "eval_steps": None, "eps_grid": None, "taps": None, "gan_lr": 2e-4,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
     "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
@@ -163,14 +163,14 @@ _BASE = {
 
 PROFILES: dict[str, dict[str, Any]] = {
     # CI and nbval: a few hundred images, every code path, seconds per chapter.
-    "smoke": {**_BASE, "train_size": 600, "val_size": 100, "test_size": 200, "epochs": 1,
-              "adv_epochs": 1, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
+    "smoke": {**_BASE, "train_size": 1000, "val_size": 100, "test_size": 200, "epochs": 2,
+              "adv_epochs": 1, "train_steps": 2, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 32, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
               "sweep_seeds": [0, 1]},
-    # A laptop: MNIST(-10k offline), few epochs, fast adversarial training.
+    # A laptop: MNIST(-10k offline), few epochs, cheap (3-step PGD) adversarial training.
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 3,
-              "adv_epochs": 5, "restarts": 2, "eval_size": 300, "check_size": 200, "gan_steps": 150,
+              "adv_epochs": 5, "train_steps": 3, "restarts": 2, "eval_size": 300, "check_size": 200, "gan_steps": 150,
               "gan_batch_size": 64, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 150,
               "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2]},
     # A GPU: full MNIST and CIFAR-10 with the reference (Madry) settings.
