@@ -31,7 +31,7 @@ book: $(STAMP)
 	$(PY) -m igan_utils.book --profile $(PROFILE) $(ARGS)
 
 test: $(STAMP)
-	$(TEST_DATA) $(PY) -m pytest tests
+	$(TEST_DATA) $(PY) -m pytest
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
