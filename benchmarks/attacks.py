@@ -22,19 +22,21 @@ from igan_utils import attacks, data, training
 from igan_utils.book import hardware
 
 
-def timed(fn, device, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fns: dict, device, repeats: int) -> dict[str, float]:
+    """Median wall time of each function, run interleaved (a, b, c, a, b, c, ...) after one warm-up
+    each, so that drift in the machine's speed affects all of them alike."""
+    times = {name: [] for name in fns}
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if round_:  # round 0 is the warm-up
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench(device: torch.device, model, x, y, steps: int, repeats: int, eps: float) -> dict:
@@ -50,15 +52,18 @@ def bench(device: torch.device, model, x, y, steps: int, repeats: int, eps: floa
         torch.autograd.grad(loss.sum(), xa)
 
     generator = torch.Generator(device=device).manual_seed(0)
-    one_pass = timed(floor_pass, device, repeats * 3)
-    ours = timed(lambda: attacks.pgd(model, x, y, eps, steps=steps, step_size=step_size, generator=generator),
-                 device, repeats)
     reference = torchattacks.PGD(model, eps=eps, alpha=step_size, steps=steps, random_start=True)
-    theirs = timed(lambda: reference(x, y), device, repeats)
-    full = timed(lambda: attacks.robust_accuracy(model, x, y, eps=eps, steps=steps, step_size=step_size,
-                                                 early_exit=False), device, repeats)
-    early = timed(lambda: attacks.robust_accuracy(model, x, y, eps=eps, steps=steps, step_size=step_size,
-                                                  early_exit=True), device, repeats)
+    t = timed({
+        "floor": lambda: [floor_pass() for _ in range(steps)],
+        "ours": lambda: attacks.pgd(model, x, y, eps, steps=steps, step_size=step_size, generator=generator),
+        "torchattacks": lambda: reference(x, y),
+        "full": lambda: attacks.robust_accuracy(model, x, y, eps=eps, steps=steps, step_size=step_size,
+                                                early_exit=False),
+        "early": lambda: attacks.robust_accuracy(model, x, y, eps=eps, steps=steps, step_size=step_size,
+                                                 early_exit=True),
+    }, device, repeats)
+    one_pass, ours, theirs, full, early = (t[k] for k in ("floor", "ours", "torchattacks", "full", "early"))
+    one_pass /= steps
     return {"device": device.type, "batch": len(x), "steps": steps,
             "pass_ms": 1000 * one_pass, "pgd_s": ours, "torchattacks_s": theirs,
             "a_pgd_over_floor": ours / (steps * one_pass), "b_ours_over_torchattacks": ours / theirs,

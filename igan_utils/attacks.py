@@ -119,6 +119,28 @@ class _eval_mode:
         self.model.train(self.was_training)
 
 
+@dataclass
+class _Best:
+    """Per-sample best iterate so far: the first that fools the model, else the one of highest loss."""
+
+    adv: torch.Tensor
+    success: torch.Tensor
+    loss: torch.Tensor
+
+    def record(self, xa: torch.Tensor, loss: torch.Tensor, fooled: torch.Tensor) -> None:
+        """Take ``xa`` where it is the first success or a higher loss (no host sync)."""
+        take = ~self.success & (fooled | (loss > self.loss))
+        self.adv = torch.where(take.view(-1, *([1] * (xa.ndim - 1))), xa, self.adv)
+        self.loss = torch.where(take, loss, self.loss)
+        self.success = self.success | fooled
+
+    def __getitem__(self, keep: torch.Tensor) -> "_Best":
+        return _Best(self.adv[keep], self.success[keep], self.loss[keep])
+
+    def write_back(self, idx, adv, success, best_loss) -> None:
+        adv[idx], success[idx], best_loss[idx] = self.adv, self.success, self.loss
+
+
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, random_start: bool = False,
          alpha: float | None = None, targeted: bool = False,
          generator: torch.Generator | None = None) -> AttackResult:
@@ -157,14 +179,6 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
     success = torch.zeros(n, dtype=torch.bool, device=x.device)
     best_loss = torch.full((n,), -float("inf"), device=x.device)
 
-    def record(idx, xa, loss, fooled):
-        """Keep the first fooling iterate, else the one of highest loss (no host sync)."""
-        prev_success = success[idx]
-        take = (fooled & ~prev_success) | (~fooled & ~prev_success & (loss > best_loss[idx]))
-        adv[idx] = torch.where(take.view(-1, 1, 1, 1), xa, adv[idx])
-        best_loss[idx] = torch.where(take, loss, best_loss[idx])
-        success[idx] = prev_success | fooled
-
     with _eval_mode(model):
         for _ in range(restarts):
             # Noise is drawn for the whole batch, so early exit changes which samples are
@@ -175,24 +189,29 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                 idx = idx[~success]
                 if idx.numel() == 0:
                     break
+            # Per-step bookkeeping works on the active samples' own copies; they are written back
+            # to the whole batch only when the active set shrinks and after the restart.
+            state = _Best(adv[idx], success[idx], best_loss[idx])
             x0, label = x[idx], y[idx]
             xa = _project(x0 + noise[idx], x0, eps, norm)
             for step in range(steps):
                 if early_exit and step and step % check_every == 0:
-                    keep = ~success[idx]  # one host sync per chunk, not per step
+                    keep = ~state.success  # one host sync per chunk, not per step
                     if not bool(keep.all()):
-                        idx, x0, label, xa = idx[keep], x0[keep], label[keep], xa[keep]
+                        state.write_back(idx, adv, success, best_loss)
+                        idx, x0, label, xa, state = idx[keep], x0[keep], label[keep], xa[keep], state[keep]
                         if idx.numel() == 0:
                             break
                 xa = xa.detach().requires_grad_(True)
                 loss, fooled = _loss_and_fooled(model, xa, label, targeted)
                 grad, = torch.autograd.grad(loss.sum(), xa)
-                record(idx, xa.detach(), loss.detach(), fooled)
+                state.record(xa.detach(), loss.detach(), fooled)
                 xa = _project(xa.detach() + step_size * _ascent(grad, norm), x0, eps, norm)
             if idx.numel():
                 with torch.no_grad():
                     loss, fooled = _loss_and_fooled(model, xa, label, targeted)
-                record(idx, xa, loss, fooled)
+                state.record(xa, loss, fooled)
+                state.write_back(idx, adv, success, best_loss)
     return AttackResult(adv, success)
 
 
