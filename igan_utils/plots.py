@@ -93,3 +93,70 @@ def robustness_curves(curves: pd.DataFrame) -> plt.Figure:
     grid.set_axis_labels("ε (L∞)", "robust accuracy")
     grid.set(ylim=(-0.02, 1.02))
     return grid.figure
+
+
+def image_table(images: Sequence[Sequence[torch.Tensor]], *, row_labels: Sequence[str],
+                col_labels: Sequence[str], captions: Sequence[Sequence[str]] | None = None,
+                size: float = 1.05, title: str = "") -> plt.Figure:
+    """A table of images (rows × columns, each (C, H, W) in [0, 1]) with row and column labels and
+    an optional caption under each image (e.g. the label a classifier gives it)."""
+    nrows, ncols = len(images), len(images[0])
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.2, size * nrows * 1.25), squeeze=False)
+    for r in range(nrows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            _show(ax, images[r][c])
+            if captions is not None:
+                ax.set_xlabel(captions[r][c], fontsize=8, labelpad=1)
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=8)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_tap(frame: pd.DataFrame, metrics: Sequence[str], *, hue: str = "pool", titles: dict | None = None,
+            kind: str = "bar") -> plt.Figure:
+    """One panel per metric against the tap (in depth order); ``frame`` has columns tap, ``hue`` and
+    the metrics. ``kind`` is ``bar`` or ``line`` (points with 95% intervals where rows repeat)."""
+    order = list(dict.fromkeys(frame["tap"]))
+    long = frame.melt(id_vars=["tap", hue], value_vars=list(metrics), var_name="metric")
+    palette = POOL_COLORS if hue == "pool" else None
+    if kind == "bar":
+        grid = sns.catplot(long, kind="bar", x="tap", y="value", hue=hue, col="metric", order=order,
+                           palette=palette, height=2.8, aspect=1.5, sharey=False, errorbar=("ci", 95))
+    else:
+        grid = sns.catplot(long, kind="point", x="tap", y="value", hue=hue, col="metric", order=order,
+                           palette=palette, height=2.8, aspect=1.5, sharey=False, errorbar=("ci", 95))
+    for ax, metric in zip(grid.axes.flat, metrics):
+        ax.set_title((titles or {}).get(metric, metric), fontsize=10)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=45)
+    return grid.figure
+
+
+def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool") -> plt.Figure:
+    """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
+    panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...)."""
+    judges = list(dict.fromkeys(table["judge"]))
+    groups = list(dict.fromkeys(table[hue]))
+    fig, axes = plt.subplots(1, len(judges), figsize=(5.5 * len(judges), 3.4), squeeze=False, sharey=True)
+    width = 0.8 / len(groups)
+    for ax, judge in zip(axes[0], judges):
+        part = table[table["judge"] == judge]
+        order = list(dict.fromkeys(part["tap"]))
+        for i, group in enumerate(groups):
+            rows = part[part[hue] == group].set_index("tap").reindex(order)
+            pos = np.arange(len(order)) + (i - (len(groups) - 1) / 2) * width
+            err = np.vstack([rows[value] - rows[f"{value}_lo"], rows[f"{value}_hi"] - rows[value]])
+            ax.bar(pos, rows[value], width, yerr=np.nan_to_num(err), capsize=2, label=str(group),
+                   color=POOL_COLORS.get(group) if hue == "pool" else None)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(np.arange(len(order)), order, rotation=45)
+        ax.set_title(f"judge: {judge}", fontsize=10)
+    axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
+    axes[0, -1].legend(title=hue)
+    fig.tight_layout()
+    return fig

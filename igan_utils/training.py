@@ -85,18 +85,21 @@ def _eps_at(step: int, total: int, eps: float) -> float:
 
 
 def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
-                     checkpoint: Checkpoint | None = None, device: torch.device | None = None,
-                     progress: bool = True) -> tuple[nn.Module, list[dict]]:
-    """Train a fresh ``config.arch`` on ``train`` and return (model, history).
+                     model: nn.Module | None = None, checkpoint: Checkpoint | None = None,
+                     device: torch.device | None = None, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train a fresh ``config.arch`` (or the given untrained ``model``, e.g. your own) on ``train``
+    and return (model, history).
 
     History has one dict per epoch: training loss and accuracy (on the training inputs, adversarial
     ones in adversarial training) and, with ``val``, clean and PGD-10 accuracy on up to 200 held-out
     images. With ``checkpoint``, state is saved after every epoch and a saved state is resumed.
     """
     device = device or default_device()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = models.build(config.arch, config.pool).to(device)
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = models.build(config.arch, config.pool)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     first_epoch = 0

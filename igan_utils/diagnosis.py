@@ -1,0 +1,235 @@
+"""Per-layer vulnerability diagnosis and information loss, for any model with taps and interpreters.
+
+On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
+
+- a *judge* J labels each interpretation x̂_ℓ(x') = G_ℓ(E_ℓ(x')); ``R_ℓ`` is the fraction judged ≠ y,
+  and ``R_0`` (tap ``input``) is J's error on x' itself;
+- the vulnerability contributed by tap ℓ is ``V_ℓ = R_ℓ − R_{ℓ−1}``; the *first-flip* variant is the
+  fraction of images whose judged label first leaves y at ℓ; both with bootstrap 95% intervals;
+- the feature change at ℓ is ‖E_ℓ(x') − E_ℓ(x)‖ / ‖E_ℓ(x)‖;
+- the information loss ``IL_ℓ`` is the error of a decoder trained with pure MSE from z_ℓ to x, on
+  held-out clean images (MSE, and 1 − SSIM as a second view), and ``ΔIL_ℓ = IL_ℓ − IL_{ℓ−1}``;
+- the hypothesis "layers that lose more information are more vulnerable" is tested by the Spearman
+  correlation of ΔIL_ℓ with V_ℓ over taps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .attacks import pgd, predict
+from .data import ImageSet
+from .interpretgan import Generator, Interpreter, classifier_id, interpret
+from .metrics import ssim
+from .runtime import default_device
+from .store import Store
+from .taps import forward_with_taps, tap_names, tap_shapes
+
+INPUT = "input"  # the row of R_0: the judge's error on the adversarial images themselves
+
+
+def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
+                       step_size: float, seed: int = 0):
+    """(x, x', y) restricted to images the model classifies correctly and PGD breaks."""
+    result = pgd(model, x, y, eps, steps=steps, step_size=step_size,
+                 generator=torch.Generator(device=x.device).manual_seed(seed))
+    keep = (predict(model, x) == y) & result.success
+    return x[keep], result.adv[keep], y[keep]
+
+
+def judged_errors(model: nn.Module, interpreters: Mapping[str, Interpreter], judge: nn.Module,
+                  x_adv: torch.Tensor, y: torch.Tensor, taps: Sequence[str]) -> torch.Tensor:
+    """(N, 1 + len(taps)) bool: column 0 is J(x') ≠ y, column ℓ is J(x̂_ℓ(x')) ≠ y."""
+    columns = [predict(judge, x_adv) != y]
+    for x_hat in interpret(model, dict(interpreters), x_adv, taps).values():
+        columns.append(predict(judge, x_hat) != y)
+    return torch.stack(columns, 1).cpu()
+
+
+def vulnerability(errors: torch.Tensor, taps: Sequence[str], *, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """R, V = ΔR and first-flip fractions per position (input, then taps) with bootstrap 95% intervals.
+
+    ``errors`` is (N, 1 + len(taps)) from :func:`judged_errors`. With N = 0 the table has its rows and
+    columns but no numbers (NaN), so that callers can still concatenate and plot it.
+    """
+    names = [INPUT, *taps]
+    if errors.shape[1] != len(names):
+        raise ValueError(f"errors has {errors.shape[1]} columns, expected 1 + {len(taps)} taps")
+    e = errors.numpy().astype(float)
+    n = len(e)
+    frame = pd.DataFrame({"tap": names, "depth": range(len(names)), "n": n})
+    if n == 0:
+        for column in ("R", "V", "V_lo", "V_hi", "first_flip", "first_flip_lo", "first_flip_hi"):
+            frame[column] = np.nan
+        return frame
+
+    def stats(sample: np.ndarray):
+        r = sample.mean(-2)
+        v = np.diff(r, axis=-1, prepend=0.0)  # V_input = R_0; V_ℓ = R_ℓ − R_{ℓ−1}
+        flipped = sample.astype(bool)
+        first = np.where(flipped.any(-1), flipped.argmax(-1), -1)
+        flip = np.stack([(first == j).mean(-1) for j in range(sample.shape[-1])], -1)
+        return r, v, flip
+
+    r, v, flip = stats(e)
+    rng = np.random.default_rng(seed)
+    _, v_boot, flip_boot = stats(e[rng.integers(0, n, size=(bootstrap, n))])
+    frame["R"], frame["V"], frame["first_flip"] = r, v, flip
+    frame["V_lo"], frame["V_hi"] = np.percentile(v_boot, [2.5, 97.5], axis=0)
+    frame["first_flip_lo"], frame["first_flip_hi"] = np.percentile(flip_boot, [2.5, 97.5], axis=0)
+    return frame
+
+
+def feature_change(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, taps: Sequence[str]) -> pd.DataFrame:
+    """Mean relative change ‖E_ℓ(x') − E_ℓ(x)‖ / ‖E_ℓ(x)‖ per tap, with its standard error."""
+    taps = tap_names(model, taps)
+    with torch.no_grad():
+        clean = forward_with_taps(model.eval(), x, taps)[1]
+        adv = forward_with_taps(model, x_adv, taps)[1]
+    rows = []
+    for tap in taps:
+        change = ((adv[tap] - clean[tap]).flatten(1).norm(dim=1)
+                  / clean[tap].flatten(1).norm(dim=1).clamp_min(1e-12))
+        rows.append({"tap": tap, "feature_change": change.mean().item(),
+                     "feature_change_se": (change.std() / max(len(change), 1) ** 0.5).item() if len(change) > 1 else np.nan})
+    return pd.DataFrame(rows)
+
+
+def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, batch_size: int = 64,
+                  lr: float = 1e-3, width: int = 32, seed: int = 0, device: torch.device | None = None,
+                  progress: bool = False) -> Generator:
+    """A decoder z_ℓ → x trained with pure MSE (the InterpretGAN generator's architecture, no other
+    loss): what can be recovered of the image from the layer alone."""
+    device = device or default_device()
+    model = model.to(device).eval()
+    z_shape = tap_shapes(model, train.image_shape, [tap])[tap]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        decoder = Generator(z_shape, train.image_shape, width).to(device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
+    for step in tqdm(range(steps), disable=not progress, leave=False, desc=f"decoder {tap}"):
+        index = torch.randint(len(train), (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
+        x = train.images[index].to(device).float().div_(255)
+        with torch.no_grad():
+            z = forward_with_taps(model, x, [tap])[1][tap]
+        loss = F.mse_loss(decoder.train()(z), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return decoder.eval()
+
+
+def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, test: ImageSet, *, steps: int,
+                     store: Store, config: Mapping | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """IL per tap (MSE of the decoder on ``test``) and 1 − SSIM, with their increments over the
+    previous tap (the input loses nothing). Decoders are cached in ``store``; ``config`` (e.g. the
+    classifier's training config) goes into the cache key."""
+    taps = tap_names(model, taps)
+    device = next(model.parameters()).device
+    x, _ = test.tensors(device)
+    rows = []
+    for tap in tqdm(taps, desc="information loss", disable=not progress, leave=False):
+        key = {"classifier": dict(config or {}), "classifier_id": classifier_id(model), "tap": tap, "steps": steps,
+               "seed": seed, "train": train.fingerprint(), "test": test.fingerprint()}
+
+        def compute(tap=tap):
+            decoder = train_decoder(model, tap, train, steps=steps, seed=seed, device=device)
+            with torch.no_grad():
+                x_hat = decoder(forward_with_taps(model, x, [tap])[1][tap])
+            return {"IL": F.mse_loss(x_hat, x).item(), "one_minus_ssim": 1 - ssim(x_hat, x).mean().item()}
+
+        rows.append({"tap": tap, **store.get_or_create("information_loss", key, compute, fmt="json")})
+    frame = pd.DataFrame(rows)
+    frame["dIL"] = frame["IL"].diff().fillna(frame["IL"])
+    frame["d_one_minus_ssim"] = frame["one_minus_ssim"].diff().fillna(frame["one_minus_ssim"])
+    return frame
+
+
+def spearman(frame: pd.DataFrame, x: str = "dIL", y: str = "V") -> tuple[float, float]:
+    """Spearman rank correlation of two columns over taps (rows with NaN dropped): (rho, p-value)."""
+    from scipy.stats import spearmanr
+
+    data = frame[[x, y]].dropna()
+    if len(data) < 3 or data[x].nunique() < 2 or data[y].nunique() < 2:
+        return float("nan"), float("nan")
+    rho, p = spearmanr(data[x], data[y])
+    return float(rho), float(p)
+
+
+def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
+             x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
+             taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
+    intervals) and the feature change at the tap; ``n`` is the number of successful attacks used.
+
+    ``taps`` default to the interpreted ones, in the model's order. Raises ValueError naming taps
+    without interpreters. With no successful attack it warns and returns rows with NaN numbers.
+    """
+    taps = tap_names(model, taps if taps is not None else [t for t in _model_order(model, interpreters)])
+    missing = [t for t in taps if t not in interpreters]
+    if missing:
+        raise ValueError(f"taps without interpreters: {', '.join(missing)}; train them first "
+                         f"(interpretgan.interpreters_for)")
+    x_ok, x_adv, y_ok = successful_attacks(model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed)
+    if len(x_adv) == 0:
+        warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g}: "
+                      f"nothing to diagnose (the table has no numbers)", stacklevel=2)
+    change = (feature_change(model, x_ok, x_adv, taps) if len(x_adv)
+              else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
+    frames = []
+    for name, judge in judges.items():
+        errors = (judged_errors(model, interpreters, judge, x_adv, y_ok, taps) if len(x_adv)
+                  else torch.zeros(0, 1 + len(taps), dtype=torch.bool))
+        frame = vulnerability(errors, taps, bootstrap=bootstrap, seed=seed)
+        frame.insert(0, "judge", name)
+        frames.append(frame.merge(change, on="tap", how="left"))
+    table = pd.concat(frames, ignore_index=True)
+    table["attacked"] = len(x)
+    return table
+
+
+def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> list[str]:
+    order = list(getattr(model, "taps", None) or [n for n, _ in model.named_modules()])
+    return sorted(interpreters, key=lambda t: order.index(t) if t in order else len(order))
+
+
+def correlation_verdict(rho: float, p: float, alpha: float = 0.05) -> str:
+    """How a Spearman (rho, p) of ΔIL with V bears on "layers that lose more information are more
+    vulnerable": ``supports``, ``leans towards`` (positive, not significant), ``does not support``
+    or ``contradicts`` (negative and significant); ``cannot test`` when undefined."""
+    if np.isnan(rho):
+        return "cannot test"
+    if rho > 0:
+        return "supports" if p < alpha else "leans towards"
+    return "contradicts" if p < alpha else "does not support"
+
+
+def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"), *,
+                    low: str = "avg", high: str = "max") -> pd.DataFrame:
+    """V at the pooling taps for the ``low`` and ``high`` pooling models (per judge), and whether the
+    claim "``low`` is less vulnerable there" holds: ``supports`` when the intervals are disjoint the
+    claimed way round, ``contradicts`` when disjoint the other way, else ``inconclusive``."""
+    rows = []
+    for (judge, tap), part in table[table["tap"].isin(taps)].groupby(["judge", "tap"], sort=False):
+        by_pool = part.set_index("pool")
+        if not {low, high} <= set(by_pool.index):
+            continue
+        a, b = by_pool.loc[low], by_pool.loc[high]
+        if a["V_hi"] < b["V_lo"]:
+            verdict = "supports"
+        elif a["V_lo"] > b["V_hi"]:
+            verdict = "contradicts"
+        else:
+            verdict = "inconclusive"
+        rows.append({"judge": judge, "tap": tap, f"V_{low}": a["V"], f"V_{low}_ci": f"[{a['V_lo']:.3f}, {a['V_hi']:.3f}]",
+                     f"V_{high}": b["V"], f"V_{high}_ci": f"[{b['V_lo']:.3f}, {b['V_hi']:.3f}]", "verdict": verdict})
+    return pd.DataFrame(rows)

@@ -1,0 +1,358 @@
+"""InterpretGAN: turn the activation a classifier holds at a tap back into an image.
+
+For a frozen classifier C and a tap ℓ, with z = E_ℓ(x) the activation at ℓ, a generator
+G_ℓ: z → x̂ ∈ [0, 1]^image is trained against a discriminator D_ℓ on images with
+
+    L_G = λ_adv·L_adv + λ_cls·KL(softmax C(x) ‖ softmax C(x̂)) + λ_lat·‖E_ℓ(x̂) − z‖²/‖z‖² + λ_rec·|x̂ − x|₁
+
+L_adv is the hinge GAN loss with a spectrally normalised D (realism); the classification term
+asks the explanation to be classified as the layer's features are; the feature term asks it to
+carry the same features at ℓ (divided by the mean ‖z‖², so one weight fits every tap); the pixel
+term, zero by default, would copy into x̂ what the layer discarded. The interpretation of any input
+at ℓ is x̂_ℓ = G_ℓ(E_ℓ(input)). ``invert_features`` is the optimisation baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ImageSet
+from .metrics import relative_sq_error, ssim
+from .runtime import default_device
+from .store import Checkpoint, Store, fingerprint
+from .taps import forward_with_taps, tap_names, tap_shapes
+from .training import TrainedModel
+
+
+class GanDivergedError(RuntimeError):
+    """GAN training produced a non-finite loss; the message names the tap and the step."""
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Training settings of one InterpretGAN (the artifact store's key, with classifier and tap)."""
+
+    steps: int
+    batch_size: int = 64
+    lr: float = 2e-4
+    lambda_adv: float = 1.0
+    lambda_cls: float = 1.0
+    lambda_lat: float = 1.0
+    lambda_rec: float = 0.0
+    width: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("lambda_adv", "lambda_cls", "lambda_lat", "lambda_rec"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class Generator(nn.Module):
+    """Activation at a tap, (N, D) or (N, C, H, W) → image (N, C_img, H_img, W_img) in [0, 1].
+
+    Vector activations go through a linear layer to a (width, H/4, W/4) map; convolutional ones are
+    resampled to half the image size. Then: conv at half size, upsample ×2, conv, conv to the image
+    channels, sigmoid. Sizes that do not halve evenly are fixed by a final resampling.
+    """
+
+    def __init__(self, z_shape: Sequence[int], image_shape: Sequence[int], width: int = 32):
+        super().__init__()
+        self.z_shape, self.image_shape = tuple(z_shape), tuple(image_shape)
+        c_img, h, w = self.image_shape
+        self.half = (h // 2, w // 2)
+        if len(self.z_shape) == 1:
+            self.stem = nn.Sequential(nn.Linear(self.z_shape[0], width * (h // 4) * (w // 4)),
+                                      nn.Unflatten(1, (width, h // 4, w // 4)), nn.BatchNorm2d(width), nn.ReLU())
+            stem_channels = width
+        elif len(self.z_shape) == 3:
+            self.stem = nn.Identity()
+            stem_channels = self.z_shape[0]
+        else:
+            raise ValueError(f"activations must be vectors (D,) or maps (C, H, W), got shape {self.z_shape}")
+        self.body = nn.Sequential(
+            nn.Conv2d(stem_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(),
+            nn.Conv2d(width // 2, c_img, 3, padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.stem(z)
+        if h.shape[-2:] != self.half:
+            h = F.interpolate(h, size=self.half, mode="bilinear", align_corners=False)
+        out = self.body(h)
+        if out.shape[-2:] != self.image_shape[1:]:
+            out = F.interpolate(out, size=self.image_shape[1:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(out)
+
+
+class Discriminator(nn.Module):
+    """Images → realism score (N,): two strided spectrally normalised convs and a linear layer."""
+
+    def __init__(self, image_shape: Sequence[int], width: int = 32):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        c, h, w = image_shape
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(c, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2), nn.Flatten(),
+            sn(nn.Linear(2 * width * (h // 4) * (w // 4), 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def classifier_id(model: nn.Module) -> str:
+    """Fingerprint of a classifier's weights: ties an interpreter to the model it explains."""
+    return fingerprint(*model.state_dict().values())
+
+
+@dataclass
+class Interpreter:
+    """A trained G_ℓ for one tap of one classifier."""
+
+    tap: str
+    generator: Generator
+    classifier: str          # classifier_id of the model it was trained for
+    history: list[dict]
+
+    @property
+    def z_shape(self) -> tuple[int, ...]:
+        return self.generator.z_shape
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] from activations (N, *z_shape)."""
+        if tuple(z.shape[1:]) != self.z_shape:
+            raise ValueError(f"the interpreter of tap {self.tap!r} takes activations of shape {self.z_shape}, "
+                             f"got {tuple(z.shape[1:])}")
+        with torch.no_grad():
+            return self.generator.eval()(z)
+
+
+def _frozen(model: nn.Module) -> list[bool]:
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    return flags
+
+
+def _restore(model: nn.Module, flags: list[bool]) -> None:
+    for p, flag in zip(model.parameters(), flags):
+        p.requires_grad_(flag)
+
+
+def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: GanConfig, *,
+                      checkpoint: Checkpoint | None = None, device: torch.device | None = None,
+                      progress: bool = True) -> Interpreter:
+    """Train G_ℓ (and D_ℓ) for ``tap`` of the frozen ``classifier`` on ``train`` images.
+
+    Raises :class:`GanDivergedError` naming the tap and step if a loss becomes non-finite. With
+    ``checkpoint``, state is saved every quarter of the steps and a saved state is resumed; each
+    step's batch is drawn from (seed, step), so a resumed run ends where an uninterrupted one does.
+    """
+    device = device or default_device()
+    tap = tap_names(classifier, [tap])[0]
+    classifier = classifier.to(device)
+    z_shape = tap_shapes(classifier, train.image_shape, [tap])[tap]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        gen = Generator(z_shape, train.image_shape, config.width).to(device)
+        disc = Discriminator(train.image_shape, config.width).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    history, first = [], 0
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        gen.load_state_dict(state["generator"])
+        disc.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        history, first = state["history"], state["step"] + 1
+    every = max(config.steps // 4, 1)
+    flags = _frozen(classifier)
+    images = train.images
+    try:
+        z_scale = _mean_square(classifier, tap, train, device)
+        sums = torch.zeros(5, device=device)
+        bar = tqdm(range(first, config.steps), disable=not progress, leave=False, desc=f"InterpretGAN {tap}",
+                   initial=first, total=config.steps)
+        for step in bar:
+            index = torch.randint(len(images), (config.batch_size,),
+                                  generator=torch.Generator().manual_seed(config.seed * 1_000_003 + step))
+            x = images[index].to(device).float().div_(255)
+            with torch.no_grad():
+                logits, acts = forward_with_taps(classifier, x, [tap])
+                z, p_real = acts[tap], logits.softmax(1)
+            gen.train()
+            fake = gen(z)
+            d_loss = F.relu(1 - disc(x)).mean() + F.relu(1 + disc(fake.detach())).mean()
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+
+            logits_fake, acts_fake = forward_with_taps(classifier, fake, [tap])
+            adv = -disc(fake).mean()
+            cls = F.kl_div(logits_fake.log_softmax(1), p_real, reduction="batchmean")
+            lat = F.mse_loss(acts_fake[tap], z) / z_scale
+            rec = (fake - x).abs().mean()
+            g_loss = (config.lambda_adv * adv + config.lambda_cls * cls + config.lambda_lat * lat
+                      + config.lambda_rec * rec)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+
+            terms = torch.stack([d_loss.detach(), adv.detach(), cls.detach(), lat.detach(), rec.detach()])
+            if not bool(torch.isfinite(terms).all() and torch.isfinite(g_loss)):
+                names = ("discriminator", "adversarial", "classification", "feature", "pixel")
+                bad = [n for n, v in zip(names, terms.tolist()) if not torch.isfinite(torch.tensor(v))]
+                raise GanDivergedError(f"InterpretGAN for tap {tap!r} diverged at step {step + 1}: "
+                                       f"non-finite {', '.join(bad) or 'generator'} loss; lower gan_lr or "
+                                       f"change the loss weights")
+            sums += terms
+            if (step + 1) % 10 == 0 or step + 1 == config.steps:
+                n = (step % 10) + 1
+                record = dict(zip(("step", "d", "adv", "cls", "lat", "rec"), [step + 1, *(sums / n).tolist()]))
+                history.append(record)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "step"})
+                sums.zero_()
+            if checkpoint is not None and (step + 1) % every == 0 and step + 1 < config.steps:
+                checkpoint.save({"generator": gen.state_dict(), "discriminator": disc.state_dict(),
+                                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
+                                 "history": history})
+    finally:
+        _restore(classifier, flags)
+    return Interpreter(tap, gen.eval(), classifier_id(classifier), history)
+
+
+def _mean_square(classifier: nn.Module, tap: str, train: ImageSet, device, n: int = 512) -> torch.Tensor:
+    """Mean square of the activation at ``tap`` over ``n`` training images: the feature-loss scale."""
+    x = train.images[:n].to(device).float().div_(255)
+    with torch.no_grad():
+        z = forward_with_taps(classifier, x, [tap])[1][tap]
+    return z.pow(2).mean().clamp_min(1e-12)
+
+
+def get_or_train_interpreter(trained: TrainedModel, tap: str, train: ImageSet, config: GanConfig, *,
+                             store: Store | None = None, progress: bool = True) -> Interpreter:
+    """The interpreter of ``tap`` for ``trained`` from the store, trained (resumably) if missing."""
+    store = store or Store()
+    model = trained.model
+    key = {"classifier": dataclasses.asdict(trained.config), "classifier_id": classifier_id(model), "tap": tap,
+           "gan": dataclasses.asdict(config), "data": train.fingerprint()}
+
+    def create(checkpoint: Checkpoint) -> dict:
+        found = train_interpreter(model, tap, train, config, checkpoint=checkpoint, progress=progress)
+        return {"generator": found.generator.state_dict(), "z_shape": list(found.z_shape),
+                "image_shape": list(train.image_shape), "tap": tap, "classifier": found.classifier,
+                "width": config.width, "history": found.history}
+
+    stored = store.get_or_create("interpreter", key, create, resumable=True)
+    return load_interpreter(stored, model)
+
+
+def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Interpreter:
+    """An :class:`Interpreter` from its stored dict; with ``classifier``, check it is the model it
+    was trained for (raises ValueError otherwise)."""
+    if classifier is not None and classifier_id(classifier) != stored["classifier"]:
+        raise ValueError(f"this interpreter of tap {stored['tap']!r} was trained for another classifier "
+                         f"(weights {stored['classifier']}, given {classifier_id(classifier)})")
+    gen = Generator(stored["z_shape"], stored["image_shape"], stored["width"])
+    gen.load_state_dict(stored["generator"])
+    device = next(classifier.parameters()).device if classifier is not None else torch.device("cpu")
+    return Interpreter(stored["tap"], gen.to(device).eval(), stored["classifier"], stored["history"])
+
+
+def interpreters_for(trained: TrainedModel, taps: Sequence[str] | None, train: ImageSet, config: GanConfig, *,
+                     store: Store | None = None, progress: bool = True) -> dict[str, Interpreter]:
+    """Interpreters for every tap in ``taps`` (None: all taps of the model), in tap order."""
+    taps = tap_names(trained.model, taps)
+    return {tap: get_or_train_interpreter(trained, tap, train, config, store=store, progress=progress)
+            for tap in tqdm(taps, desc=f"interpreters {trained.config.label}", disable=not progress, leave=False)}
+
+
+def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
+              taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """Interpretations x̂_ℓ = G_ℓ(E_ℓ(x)) of a batch ``x`` at ``taps`` (None: every interpreted tap).
+
+    Raises ValueError naming taps without an interpreter, or an interpreter trained for another model.
+    """
+    taps = list(interpreters) if taps is None else tap_names(classifier, taps)
+    missing = [t for t in taps if t not in interpreters]
+    if missing:
+        raise ValueError(f"no interpreter for tap(s) {', '.join(map(repr, missing))}; "
+                         f"interpreted taps: {', '.join(interpreters) or 'none'}")
+    model_id = classifier_id(classifier)
+    for tap in taps:
+        if interpreters[tap].classifier != model_id:
+            raise ValueError(f"the interpreter of tap {tap!r} was trained for another classifier")
+    was_training = classifier.training
+    with torch.no_grad():
+        acts = forward_with_taps(classifier.eval(), x, taps)[1]
+    classifier.train(was_training)
+    return {tap: interpreters[tap](acts[tap]) for tap in taps}
+
+
+def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: int = 200,
+                    lr: float = 0.05, seed: int = 0) -> torch.Tensor:
+    """Baseline: images whose activation at ``tap`` matches that of ``x``, found by gradient descent
+    on the image (Mahendran & Vedaldi) from grey plus a little noise; pixels stay in [0, 1] through a
+    sigmoid. Returns (N, C, H, W)."""
+    tap = tap_names(classifier, [tap])[0]
+    flags = _frozen(classifier)
+    try:
+        with torch.no_grad():
+            target = forward_with_taps(classifier, x, [tap])[1][tap]
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        u = (0.1 * torch.randn(x.shape, generator=generator, device=x.device)).requires_grad_(True)
+        optimizer = torch.optim.Adam([u], lr=lr)
+        for _ in range(steps):
+            estimate = forward_with_taps(classifier, torch.sigmoid(u), [tap])[1][tap]
+            loss = relative_sq_error(estimate, target).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        _restore(classifier, flags)
+    return torch.sigmoid(u.detach())
+
+
+def quality(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor) -> list[dict]:
+    """Per tap, on clean images ``x``: how often C labels x̂ as it labels x (``label_agreement``),
+    the feature-consistency error ‖E_ℓ(x̂) − E_ℓ(x)‖²/‖E_ℓ(x)‖², the pixel L1 error and the SSIM to x."""
+    from .attacks import predict
+
+    labels = predict(classifier, x)
+    rows = []
+    for tap, x_hat in interpret(classifier, interpreters, x).items():
+        with torch.no_grad():
+            z = forward_with_taps(classifier, x, [tap])[1][tap]
+            z_hat = forward_with_taps(classifier, x_hat, [tap])[1][tap]
+        rows.append({"tap": tap, "label_agreement": (predict(classifier, x_hat) == labels).float().mean().item(),
+                     "feature_error": relative_sq_error(z_hat, z).mean().item(),
+                     "pixel_l1": (x_hat - x).abs().mean().item(), "ssim": ssim(x_hat, x).mean().item()})
+    return rows
+
+
+def interpretation_rows(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
+                        classes: Sequence[str], taps: Sequence[str] | None = None):
+    """For each image of ``x``: the row [x, x̂_tap1, x̂_tap2, ...] and the row of labels the classifier
+    gives those images. Returns (images, captions), lists of rows, for ``plots.image_table``."""
+    from .attacks import predict
+
+    found = interpret(classifier, interpreters, x, taps)
+    columns = [x, *found.values()]
+    labels = [predict(classifier, c).tolist() for c in columns]
+    images = [[c[i] for c in columns] for i in range(len(x))]
+    captions = [[classes[lab[i]] for lab in labels] for i in range(len(x))]
+    return images, captions

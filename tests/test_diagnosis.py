@@ -1,0 +1,99 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from igan_utils import diagnosis, interpretgan
+from igan_utils.interpretgan import GanConfig
+from igan_utils.store import Store
+
+CPU = torch.device("cpu")
+
+
+def test_vulnerability_is_the_increment_of_judged_error():
+    # 4 adversarial examples; columns: input, tap a, tap b
+    errors = torch.tensor([[0, 0, 1], [0, 1, 1], [1, 1, 1], [0, 0, 0]], dtype=torch.bool)
+    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=200)
+    assert table["tap"].tolist() == ["input", "a", "b"]
+    assert table["R"].tolist() == [0.25, 0.5, 0.75]
+    assert table["V"].tolist() == [0.25, 0.25, 0.25]
+    assert table["first_flip"].tolist() == [0.25, 0.25, 0.25]  # the 4th never flips
+    assert (table["V_lo"] <= table["V"]).all() and (table["V"] <= table["V_hi"]).all()
+
+
+def test_first_flip_differs_from_v_when_labels_flip_back():
+    errors = torch.tensor([[1, 0, 1], [0, 1, 0]], dtype=torch.bool)
+    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=10)
+    assert table["V"].tolist() == [0.5, 0.0, 0.0]
+    assert table["first_flip"].tolist() == [0.5, 0.5, 0.0]
+
+
+def test_no_adversarial_examples_gives_an_empty_but_valid_table():
+    table = diagnosis.vulnerability(torch.zeros(0, 3, dtype=torch.bool), ["a", "b"])
+    assert len(table) == 3 and (table["n"] == 0).all() and table["V"].isna().all()
+    with pytest.raises(ValueError, match="expected 1 \\+ 2 taps"):
+        diagnosis.vulnerability(torch.zeros(5, 4, dtype=torch.bool), ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def interpreters(natural_model, mnist):
+    return {tap: interpretgan.train_interpreter(natural_model, tap, mnist.train, GanConfig(steps=30, batch_size=16),
+                                                progress=False, device=CPU) for tap in ("pool1", "fc2")}
+
+
+def test_diagnose_a_model(natural_model, interpreters, test_batch):
+    x, y = test_batch
+    table = diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:60], y[:60],
+                               eps=0.3, steps=10, step_size=0.075, bootstrap=50)
+    assert table["tap"].tolist() == ["input", "pool1", "fc2"]
+    assert (table["n"] > 40).all()  # PGD breaks a natural model
+    assert table.loc[0, "R"] == 1.0  # the attacked model is fooled by its own adversarial examples
+    assert abs(table["V"].sum() - table["R"].iloc[-1]) < 1e-9
+    assert (table.dropna(subset=["feature_change"])["feature_change"] > 0).all()
+
+
+def test_robust_case_warns_and_returns_a_valid_empty_result(natural_model, interpreters, test_batch):
+    x, y = test_batch
+    with pytest.warns(UserWarning, match="no successful adversarial examples among 20 images"):
+        table = diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:20], y[:20],
+                                   eps=1e-6, steps=2, step_size=1e-7)
+    assert table["V"].isna().all() and (table["n"] == 0).all() and len(table) == 3
+
+
+def test_taps_without_interpreters_are_named(natural_model, interpreters, test_batch):
+    x, y = test_batch
+    with pytest.raises(ValueError, match="taps without interpreters: conv1, logits"):
+        diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:4], y[:4], eps=0.3, steps=1,
+                           step_size=0.3, taps=["conv1", "pool1", "logits"])
+
+
+def test_information_loss_grows_with_depth_and_is_cached(natural_model, mnist, tmp_path):
+    store = Store(tmp_path)
+    test = mnist.test.take(slice(0, 100))
+    il = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
+                                    progress=False)
+    assert il.loc[0, "IL"] < il.loc[1, "IL"]  # 10 logits keep less of the image than 32 feature maps
+    assert il.loc[0, "dIL"] == il.loc[0, "IL"] and il.loc[1, "dIL"] == pytest.approx(il.loc[1, "IL"] - il.loc[0, "IL"])
+    again = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
+                                       progress=False)
+    pd.testing.assert_frame_equal(il, again)
+
+
+def test_spearman_and_verdicts():
+    frame = pd.DataFrame({"dIL": [0.1, 0.2, 0.3, 0.4, 0.5], "V": [0.0, 0.1, 0.2, 0.3, 0.4]})
+    rho, p = diagnosis.spearman(frame)
+    assert rho == pytest.approx(1.0) and p < 0.05
+    assert diagnosis.correlation_verdict(rho, p) == "supports"
+    assert diagnosis.correlation_verdict(0.3, 0.4) == "leans towards"
+    assert diagnosis.correlation_verdict(-0.95, 0.01) == "contradicts"
+    assert diagnosis.correlation_verdict(float("nan"), float("nan")) == "cannot test"
+    assert np.isnan(diagnosis.spearman(frame.head(2))[0])
+
+
+def test_pool_comparison_reads_the_intervals():
+    rows = [{"judge": "self", "tap": "pool1", "pool": "avg", "V": 0.1, "V_lo": 0.05, "V_hi": 0.15},
+            {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35},
+            {"judge": "self", "tap": "pool2", "pool": "avg", "V": 0.2, "V_lo": 0.1, "V_hi": 0.3},
+            {"judge": "self", "tap": "pool2", "pool": "max", "V": 0.25, "V_lo": 0.15, "V_hi": 0.35}]
+    verdicts = diagnosis.pool_comparison(pd.DataFrame(rows)).set_index("tap")["verdict"]
+    assert verdicts.to_dict() == {"pool1": "supports", "pool2": "inconclusive"}
