@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 NORMS = ("linf", "l2")
 
@@ -119,23 +119,33 @@ class _eval_mode:
         self.model.train(self.was_training)
 
 
+KEEP = ("first_success", "max_loss")
+
+
 @dataclass
 class _Best:
-    """Per-sample best iterate so far: the first that fools the model, else the one of highest loss."""
+    """Per-sample best iterate so far: the first that fools the model, else the one of highest loss
+    (``first_success``); or the one of highest loss, fooling or not (``max_loss``)."""
 
     adv: torch.Tensor
     success: torch.Tensor
     loss: torch.Tensor
+    keep: str = "first_success"
 
     def record(self, xa: torch.Tensor, loss: torch.Tensor, fooled: torch.Tensor) -> None:
-        """Take ``xa`` where it is the first success or a higher loss (no host sync)."""
-        take = ~self.success & (fooled | (loss > self.loss))
+        """Take ``xa`` where it is better by the rule of ``keep`` (no host sync)."""
+        if self.keep == "first_success":
+            take = ~self.success & (fooled | (loss > self.loss))
+            success = self.success | fooled
+        else:
+            take = loss > self.loss
+            success = torch.where(take, fooled, self.success)
         self.adv = torch.where(take.view(-1, *([1] * (xa.ndim - 1))), xa, self.adv)
         self.loss = torch.where(take, loss, self.loss)
-        self.success = self.success | fooled
+        self.success = success
 
-    def __getitem__(self, keep: torch.Tensor) -> "_Best":
-        return _Best(self.adv[keep], self.success[keep], self.loss[keep])
+    def __getitem__(self, index: torch.Tensor) -> "_Best":
+        return _Best(self.adv[index], self.success[index], self.loss[index], self.keep)
 
     def write_back(self, idx, adv, success, best_loss) -> None:
         adv[idx], success[idx], best_loss[idx] = self.adv, self.success, self.loss
@@ -164,15 +174,22 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
         steps: int = 40, step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-        targeted: bool = False, early_exit: bool = False, check_every: int = 5,
+        targeted: bool = False, keep: str = "first_success", early_exit: bool = False, check_every: int = 5,
         generator: torch.Generator | None = None) -> AttackResult:
     """Projected gradient descent (Madry et al.) in L-inf or L2.
 
-    ``step_size`` defaults to 2.5·ε/steps. ``restarts`` repeats the attack from new random starts,
-    keeping per sample the strongest result. ``y`` holds the true labels, or the target labels when
-    ``targeted``. With ``early_exit``, fooled samples stop being attacked (identical result).
+    ``step_size`` defaults to 2.5·ε/steps. ``restarts`` repeats the attack from new random starts.
+    ``keep`` says which iterate a sample ends with, over all steps and restarts: ``first_success``,
+    the first that fools the model (all robust accuracy needs; just across the decision boundary),
+    or ``max_loss``, the one of highest loss (a confidently misclassified image, for looking at).
+    ``y`` holds the true labels, or the target labels when ``targeted``. With ``early_exit``
+    (``first_success`` only), fooled samples stop being attacked: the same result for less work.
     """
     _check_inputs(model, x, y, eps, norm, steps, step_size, restarts)
+    if keep not in KEEP:
+        raise ValueError(f"unknown keep {keep!r}; valid: {', '.join(KEEP)}")
+    if early_exit and keep != "first_success":
+        raise ValueError("early_exit stops at the first success, so it needs keep='first_success'")
     step_size = step_size if step_size is not None else 2.5 * eps / steps
     n = x.shape[0]
     adv = x.detach().clone()
@@ -191,7 +208,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                     break
             # Per-step bookkeeping works on the active samples' own copies; they are written back
             # to the whole batch only when the active set shrinks and after the restart.
-            state = _Best(adv[idx], success[idx], best_loss[idx])
+            state = _Best(adv[idx], success[idx], best_loss[idx], keep)
             x0, label = x[idx], y[idx]
             xa = _project(x0 + noise[idx], x0, eps, norm)
             for step in range(steps):
@@ -217,7 +234,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,
                     step_size: float | None = None, restarts: int = 1, norm: str = "linf",
-                    batch_size: int = 500, early_exit: bool = True, seed: int = 0,
+                    random_start: bool = True, batch_size: int = 500, early_exit: bool = True, seed: int = 0,
                     progress: bool | str = False) -> RobustAccuracy:
     """Clean and PGD accuracy of ``model`` on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
 
@@ -246,8 +263,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
             xb, yb = xb[right], yb[right]  # misclassified images count as broken already
             if len(xb) == 0:
                 continue
-            result = pgd(model, xb, yb, eps, norm=norm, steps=steps, step_size=step_size,
-                         restarts=restarts, early_exit=early_exit, generator=generator)
+            result = pgd(model, xb, yb, eps, norm=norm, steps=steps, step_size=step_size, restarts=restarts,
+                         random_start=random_start, early_exit=early_exit, generator=generator)
             robust += (~result.success).sum()
     return RobustAccuracy(clean=correct.item() / len(x), robust=robust.item() / len(x), n=len(x),
                           seconds=time.perf_counter() - start)

@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .profiles import PROFILE_NAMES, notebook_parameters
-from .runtime import project_root
+from .profiles import PROFILE_NAMES, notebook_parameters, profiles_table
+from .runtime import absolute_env_dirs, project_root
 
 KERNEL = "python3"
 EXECUTED = Path("book") / "executed"
@@ -36,13 +36,6 @@ def chapters(root: Path | None = None) -> list[Path]:
     return sorted((root or project_root()).joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def _absolute_env_dirs() -> None:
-    """Kernels run in ``notebooks/``; make relative data/store paths from the caller's cwd absolute."""
-    for var in ("IGAN_DATA_DIR", "IGAN_STORE_DIR"):
-        if os.environ.get(var):
-            os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
-
-
 def execute(notebook: Path, output: Path, parameters: dict, *, kernel: str = KERNEL,
             progress: bool = True) -> float:
     """Execute ``notebook`` into ``output`` with papermill; return seconds taken.
@@ -52,7 +45,7 @@ def execute(notebook: Path, output: Path, parameters: dict, *, kernel: str = KER
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    _absolute_env_dirs()
+    absolute_env_dirs()
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -118,7 +111,9 @@ def write_report(records: list[dict], profile: str, root: Path | None = None) ->
     lines = [f"Profile `{profile}`, run on {datetime.date.today().isoformat()} on {hardware()}.", "",
              "| notebook | seconds |", "| --- | ---: |"]
     lines += [f"| {r['notebook']} | {r['seconds']:.0f} |" for r in records]
-    lines += [f"| **all notebooks** | **{total:.0f}** |", ""]
+    lines += [f"| **all notebooks** | **{total:.0f}** |", "",
+              "The main parameters of each profile (`None`: all images, or the dataset's reference value):", "",
+              profiles_table(), ""]
     path = root / EXECUTED / "run_report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

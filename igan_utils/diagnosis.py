@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .attacks import pgd, predict
 from .data import ImageSet
@@ -39,8 +39,9 @@ INPUT = "input"  # the row of R_0: the judge's error on the adversarial images t
 
 def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
                        step_size: float, seed: int = 0):
-    """(x, x', y) restricted to images the model classifies correctly and PGD breaks."""
-    result = pgd(model, x, y, eps, steps=steps, step_size=step_size,
+    """(x, x', y) restricted to images the model classifies correctly and PGD breaks. x' is the
+    iterate of highest loss (confidently misclassified), not the first one across the boundary."""
+    result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
                  generator=torch.Generator(device=x.device).manual_seed(seed))
     keep = (predict(model, x) == y) & result.success
     return x[keep], result.adv[keep], y[keep]
@@ -130,9 +131,15 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
 
 def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, test: ImageSet, *, steps: int,
                      store: Store, config: Mapping | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """IL per tap (MSE of the decoder on ``test``) and 1 − SSIM, with their increments over the
-    previous tap (the input loses nothing). Decoders are cached in ``store``; ``config`` (e.g. the
-    classifier's training config) goes into the cache key."""
+    """Information loss per tap, with its increment over the previous tap (the input loses nothing).
+
+    ``decoder_mse`` and ``decoder_1_minus_ssim`` are the errors of each tap's decoder on ``test``. A
+    decoder's error bounds the true loss from above, and what a layer has lost no later layer can
+    regain, so the loss at a tap is also bounded by the decoder errors of every later tap: ``IL`` and
+    ``one_minus_ssim`` are the tightest such bounds (running minima from the last tap backwards),
+    non-decreasing with depth as information loss must be. ``taps`` must be in depth order along a
+    chain (each a function of the one before). Decoders are cached in ``store``; ``config`` (e.g.
+    the classifier's training config) goes into the cache key."""
     taps = tap_names(model, taps)
     device = next(model.parameters()).device
     x, _ = test.tensors(device)
@@ -147,8 +154,11 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
                 x_hat = decoder(forward_with_taps(model, x, [tap])[1][tap])
             return {"IL": F.mse_loss(x_hat, x).item(), "one_minus_ssim": 1 - ssim(x_hat, x).mean().item()}
 
-        rows.append({"tap": tap, **store.get_or_create("information_loss", key, compute, fmt="json")})
+        found = store.get_or_create("information_loss", key, compute, fmt="json")
+        rows.append({"tap": tap, "decoder_mse": found["IL"], "decoder_1_minus_ssim": found["one_minus_ssim"]})
     frame = pd.DataFrame(rows)
+    for raw, bound in (("decoder_mse", "IL"), ("decoder_1_minus_ssim", "one_minus_ssim")):
+        frame[bound] = frame[raw][::-1].cummin()[::-1]
     frame["dIL"] = frame["IL"].diff().fillna(frame["IL"])
     frame["d_one_minus_ssim"] = frame["one_minus_ssim"].diff().fillna(frame["one_minus_ssim"])
     return frame
@@ -207,7 +217,7 @@ def correlation_verdict(rho: float, p: float, alpha: float = 0.05) -> str:
     vulnerable": ``supports``, ``leans towards`` (positive, not significant), ``does not support``
     or ``contradicts`` (negative and significant); ``cannot test`` when undefined."""
     if np.isnan(rho):
-        return "cannot test"
+        return "cannot test"  # reads "which cannot test the hypothesis"
     if rho > 0:
         return "supports" if p < alpha else "leans towards"
     return "contradicts" if p < alpha else "does not support"
@@ -217,7 +227,7 @@ def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"
                     low: str = "avg", high: str = "max") -> pd.DataFrame:
     """V at the pooling taps for the ``low`` and ``high`` pooling models (per judge), and whether the
     claim "``low`` is less vulnerable there" holds: ``supports`` when the intervals are disjoint the
-    claimed way round, ``contradicts`` when disjoint the other way, else ``inconclusive``."""
+    claimed way round, ``contradicts`` when disjoint the other way, else ``is inconclusive about``."""
     rows = []
     for (judge, tap), part in table[table["tap"].isin(taps)].groupby(["judge", "tap"], sort=False):
         by_pool = part.set_index("pool")
@@ -229,7 +239,7 @@ def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"
         elif a["V_lo"] > b["V_hi"]:
             verdict = "contradicts"
         else:
-            verdict = "inconclusive"
+            verdict = "is inconclusive about"
         rows.append({"judge": judge, "tap": tap, f"V_{low}": a["V"], f"V_{low}_ci": f"[{a['V_lo']:.3f}, {a['V_hi']:.3f}]",
                      f"V_{high}": b["V"], f"V_{high}_ci": f"[{b['V_lo']:.3f}, {b['V_hi']:.3f}]", "verdict": verdict})
     return pd.DataFrame(rows)

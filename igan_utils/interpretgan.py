@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
@@ -63,9 +63,12 @@ class GanConfig:
 class Generator(nn.Module):
     """Activation at a tap, (N, D) or (N, C, H, W) → image (N, C_img, H_img, W_img) in [0, 1].
 
-    Vector activations go through a linear layer to a (width, H/4, W/4) map; convolutional ones are
-    resampled to half the image size. Then: conv at half size, upsample ×2, conv, conv to the image
-    channels, sigmoid. Sizes that do not halve evenly are fixed by a final resampling.
+    A stem brings any activation to a map at half the image size with learned layers: vectors go
+    through a linear layer to a (width, H/4, W/4) map and a transposed convolution; smaller maps
+    through transposed convolutions (×2 each); larger maps through a strided convolution. (Fixed
+    resampling of a 4×4 map, say, starves the decoder: the information-loss curve then rises and
+    falls with depth, which no deterministic network can do.) Then: conv at half size, upsample ×2,
+    conv, conv to the image channels, sigmoid. Sizes off by a pixel or two are fixed by resampling.
     """
 
     def __init__(self, z_shape: Sequence[int], image_shape: Sequence[int], width: int = 32):
@@ -73,17 +76,27 @@ class Generator(nn.Module):
         self.z_shape, self.image_shape = tuple(z_shape), tuple(image_shape)
         c_img, h, w = self.image_shape
         self.half = (h // 2, w // 2)
+
+        def up(c_in):
+            return [nn.ConvTranspose2d(c_in, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+
         if len(self.z_shape) == 1:
-            self.stem = nn.Sequential(nn.Linear(self.z_shape[0], width * (h // 4) * (w // 4)),
-                                      nn.Unflatten(1, (width, h // 4, w // 4)), nn.BatchNorm2d(width), nn.ReLU())
-            stem_channels = width
+            stem = [nn.Linear(self.z_shape[0], width * (h // 4) * (w // 4)), nn.Unflatten(1, (width, h // 4, w // 4)),
+                    nn.BatchNorm2d(width), nn.ReLU(), *up(width)]
         elif len(self.z_shape) == 3:
-            self.stem = nn.Identity()
-            stem_channels = self.z_shape[0]
+            size, channels, stem = self.z_shape[1], self.z_shape[0], []
+            if size >= 1.5 * (h // 2):  # well above half size: learn the downsampling
+                stem = [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+            while size < 0.75 * (h // 2):  # well below: learn the upsampling
+                stem += up(channels if not stem else width)
+                size *= 2
+            if not stem:
+                stem = [nn.Conv2d(channels, width, 1), nn.BatchNorm2d(width), nn.ReLU()]
         else:
             raise ValueError(f"activations must be vectors (D,) or maps (C, H, W), got shape {self.z_shape}")
+        self.stem = nn.Sequential(*stem)
         self.body = nn.Sequential(
-            nn.Conv2d(stem_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(),
             nn.Conv2d(width // 2, c_img, 3, padding=1))

@@ -170,9 +170,9 @@ PROFILES: dict[str, dict[str, Any]] = {
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
               "sweep_seeds": [0, 1]},
     # A laptop: MNIST(-10k offline), few epochs, cheap (3-step PGD) adversarial training.
-    "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 3,
-              "adv_epochs": 5, "train_steps": 3, "restarts": 2, "eval_size": 300, "check_size": 200, "gan_steps": 200,
-              "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 150,
+    "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
+              "adv_epochs": 4, "train_steps": 3, "restarts": 2, "eval_size": 200, "check_size": 150, "gan_steps": 150,
+              "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 100,
               "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2]},
     # A GPU: full MNIST and CIFAR-10 with the reference (Madry) settings.
     "paper": {**_BASE, "datasets": ["mnist", "cifar10"], "train_size": None, "val_size": 1000,
@@ -289,6 +289,18 @@ def published_step_size(params: Mapping[str, Any], dataset: str) -> float:
 def eps_grid(params: Mapping[str, Any], dataset: str) -> list[float]:
     """Radii of the robust-accuracy curve of ``dataset``."""
     return list(params.get("eps_grid") or REFERENCE[dataset]["eps_grid"])
+
+
+def profiles_table(names: tuple[str, ...] = ("datasets", "train_size", "epochs", "adv_epochs", "adv_method",
+                                             "train_steps", "eval_steps", "restarts", "eval_size", "gan_steps",
+                                             "decoder_steps", "sweep_seeds")) -> str:
+    """Markdown table of the main parameters of every profile (None: all images / the reference)."""
+    lines = ["| parameter | " + " | ".join(PROFILE_NAMES) + " |", "| --- |" + " --- |" * len(PROFILE_NAMES)]
+    for name in names:
+        cells = [", ".join(map(str, v)) if isinstance(v, list) else str(v)
+                 for v in (PROFILES[p][name] for p in PROFILE_NAMES)]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def notebook_parameters(path) -> list[str]:

@@ -33,6 +33,14 @@ def resolve_dir(explicit: str | Path | None, env_var: str, default_name: str) ->
     return Path(value).expanduser().resolve()
 
 
+def absolute_env_dirs() -> None:
+    """Make relative ``$IGAN_DATA_DIR``/``$IGAN_STORE_DIR`` absolute before starting kernels, which
+    run in other folders (``notebooks/``) than the caller."""
+    for var in ("IGAN_DATA_DIR", "IGAN_STORE_DIR"):
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
+
+
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

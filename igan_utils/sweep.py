@@ -1,19 +1,235 @@
 """Parameter sweeps: one notebook executed by papermill at every point of a grid, on Dask.
 
 A notebook takes part in sweeps by having a ``results_path`` parameter and writing its tidy results
-table there with :func:`record_results`; the sweep collects those tables into one.
+table there with :func:`record_results` as its last act. A point is finished when its table exists,
+so a rerun skips it; a failed point is reported with its executed notebook and the others go on.
+Points run on a Dask ``LocalCluster`` (``workers`` processes), or on an existing cluster given its
+scheduler address.
+
+Command line::
+
+    igan-sweep notebooks/robustness_point.ipynb --grid pool=max,avg --grid seed=0,1,2 \\
+        -p profile=quick --out sweeps/pooling --workers 2
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
+from tqdm import tqdm
 
+from .profiles import notebook_parameters
+from .runtime import absolute_env_dirs
 from .store import atomic_write_bytes
+
+RESULTS = "results_path"
 
 
 def record_results(table: pd.DataFrame, path: str | Path | None) -> None:
     """Write a run's results ``table`` as CSV to ``path`` (atomically); nothing when ``path`` is None."""
     if path is not None:
         atomic_write_bytes(path, table.to_csv(index=False).encode())
+
+
+@dataclass
+class SweepResult:
+    """The collected table (one block of rows per finished point, with the point's values as
+    columns), the points that failed (with their executed notebooks) and how many were skipped."""
+
+    table: pd.DataFrame
+    failures: list[dict] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
+    """Every combination of the grid's values, in order."""
+    if not grid:
+        raise ValueError("the grid is empty: give at least one parameter with values")
+    empty = [name for name, values in grid.items() if len(values) == 0]
+    if empty:
+        raise ValueError(f"grid parameter(s) {', '.join(empty)} have no values")
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def point_name(point: Mapping[str, Any]) -> str:
+    """A file-name-safe name of a point, e.g. ``pool=max_seed=0``."""
+    return re.sub(r"[^A-Za-z0-9._=-]", "-", "_".join(f"{k}={v}" for k, v in point.items()))
+
+
+def validate(notebook: str | Path, grid: Mapping[str, Sequence[Any]], parameters: Mapping[str, Any] | None = None,
+             scheduler: str | None = None) -> list[dict]:
+    """Check everything that can be checked before any work starts; return the points.
+
+    Raises ValueError for a missing notebook, an empty grid, a name the notebook does not have, a
+    notebook that does not record results, or an unreachable scheduler address.
+    """
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise ValueError(f"notebook {notebook} does not exist")
+    points = grid_points(grid)
+    accepted = set(notebook_parameters(notebook))
+    if RESULTS not in accepted:
+        raise ValueError(f"{notebook.name} records no results: it has no {RESULTS!r} parameter")
+    if RESULTS in grid or RESULTS in (parameters or {}):
+        raise ValueError(f"{RESULTS!r} is set by the sweep for every point; do not give it")
+    unknown = sorted((set(grid) | set(parameters or {})) - accepted)
+    if unknown:
+        raise ValueError(f"{notebook.name} has no parameter(s) {', '.join(unknown)}; it has: "
+                         f"{', '.join(sorted(accepted))}")
+    overlap = sorted(set(grid) & set(parameters or {}))
+    if overlap:
+        raise ValueError(f"parameter(s) {', '.join(overlap)} given both in the grid and as fixed parameters")
+    if scheduler is not None:
+        _connect(scheduler).close()
+    return points
+
+
+def _connect(address: str):
+    from distributed import Client
+
+    try:
+        return Client(address, timeout="5s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {address!r} ({type(error).__name__}: {error})") from None
+
+
+def _run_point(notebook: str, output: str, parameters: dict, kernel: str, threads: int) -> dict:
+    """Execute one point (runs on a Dask worker). Returns a status record instead of raising."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # the kernel inherits it: workers do not fight over cores
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel,
+                                   cwd=str(Path(notebook).parent), progress_bar=False)
+    except PapermillExecutionError as error:
+        return {"ok": False, "notebook": output,
+                "error": f"cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}"}
+    except Exception as error:  # a dead kernel or a papermill failure must not stop the other points
+        return {"ok": False, "notebook": output, "error": f"{type(error).__name__}: {error}"}
+    if not Path(parameters[RESULTS]).exists():
+        return {"ok": False, "notebook": output, "error": f"the notebook finished without writing {RESULTS}"}
+    return {"ok": True, "notebook": output, "seconds": time.perf_counter() - start}
+
+
+def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], out: str | Path, *,
+              parameters: Mapping[str, Any] | None = None, scheduler: str | None = None, workers: int = 2,
+              threads_per_worker: int = 1, kernel: str = "python3", progress: bool = True) -> SweepResult:
+    """Execute ``notebook`` at every point of ``grid`` (name → values) into ``out``.
+
+    ``parameters`` are passed to every point. Finished points (their results table exists) are
+    skipped. Points run on a LocalCluster of ``workers`` processes with ``threads_per_worker``
+    concurrent points each, or on the cluster at ``scheduler``; each notebook's torch gets an equal
+    share of this machine's cores. Returns the collected table and the failures.
+    """
+    start = time.perf_counter()
+    if workers < 1 or threads_per_worker < 1:
+        raise ValueError(f"workers and threads_per_worker must be >= 1, got {workers}, {threads_per_worker}")
+    notebook = Path(notebook).resolve()
+    points = validate(notebook, grid, parameters, scheduler)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    absolute_env_dirs()
+    todo = [p for p in points if not (out / f"{point_name(p)}.csv").exists()]
+    failures: list[dict] = []
+    if todo:
+        threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
+        client, cluster = _client(scheduler, workers, threads_per_worker)
+        try:
+            futures = {client.submit(_run_point, str(notebook), str(out / f"{point_name(p)}.ipynb"),
+                                     {**(parameters or {}), **p, RESULTS: str(out / f"{point_name(p)}.csv")},
+                                     kernel, threads, pure=False): p for p in todo}
+            from distributed import as_completed
+
+            bar = tqdm(total=len(points), initial=len(points) - len(todo), desc=f"sweep {notebook.stem}",
+                       unit="point", disable=not progress)
+            for future in as_completed(futures):
+                status = future.result()
+                if not status["ok"]:
+                    failures.append({**futures[future], "notebook": status["notebook"], "error": status["error"]})
+                    tqdm.write(f"point {point_name(futures[future])} failed: {status['error']} "
+                               f"(see {status['notebook']})", file=sys.stderr)
+                bar.update(1)
+            bar.close()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    table = collect(out, points)
+    record_results(table, out / "results.csv")
+    return SweepResult(table, failures, skipped=len(points) - len(todo), seconds=time.perf_counter() - start)
+
+
+def _client(scheduler: str | None, workers: int, threads_per_worker: int):
+    if scheduler is not None:
+        return _connect(scheduler), None
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                           dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def collect(out: str | Path, points: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The results tables of the finished ``points`` under ``out``, with each point's values as columns."""
+    frames = []
+    for point in points:
+        path = Path(out) / f"{point_name(point)}.csv"
+        if path.exists():
+            frame = pd.read_csv(path)
+            for name, value in point.items():
+                if name not in frame:
+                    frame[name] = value
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _parse_assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="igan-sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--grid", action="append", type=_parse_assignment, default=[], metavar="NAME=V1,V2,...",
+                        help="a grid axis (repeat for more)")
+    parser.add_argument("-p", "--parameter", action="append", type=_parse_assignment, default=[],
+                        metavar="NAME=VALUE", help="a parameter given to every point")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the executed points and results.csv")
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads-per-worker", type=int, default=1)
+    parser.add_argument("--kernel", default="python3")
+    args = parser.parse_args(argv)
+    grid = {name: [v for v in values.split(",") if v] for name, values in args.grid}
+    try:
+        result = run_sweep(args.notebook, grid, args.out, parameters=dict(args.parameter), scheduler=args.scheduler,
+                           workers=args.workers, threads_per_worker=args.threads_per_worker, kernel=args.kernel)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(result.table)} rows from {len(grid_points(grid)) - len(result.failures)} points "
+          f"({result.skipped} already finished) in {result.seconds:.0f} s: {args.out / 'results.csv'}")
+    for failure in result.failures:
+        print(f"failed: {failure['notebook']}: {failure['error']}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,13 +9,14 @@ resumed from its last checkpoint ends with exactly the weights of an uninterrupt
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import attacks, models
 from .data import ImageSet
@@ -140,7 +141,7 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
         history.append(record)
         if progress:
             tqdm.write(f"{config.dataset} {config.label} epoch {epoch + 1}: " +
-                       ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"))
+                       ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"), file=sys.stderr)
         if checkpoint is not None and epoch + 1 < config.epochs:
             checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "epoch": epoch, "history": history})

@@ -32,15 +32,18 @@ def mnist(mnist_dir) -> data.Splits:
 
 
 def write_cifar10(folder: Path, per_batch: int = 20, seed: int = 0) -> Path:
-    """A tiny CIFAR-10 in the official python layout (random pixels): cifar-10-batches-py/."""
+    """A tiny CIFAR-10 in the official python layout (random pixels, brightness by class):
+    cifar-10-batches-py/."""
     rng = np.random.default_rng(seed)
     batches = folder / "cifar-10-batches-py"
     batches.mkdir(parents=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        # the official batches were pickled by Python 2: str keys, read back with latin1
-        payload = {"batch_label": name, "labels": rng.integers(0, 10, per_batch).tolist(),
-                   "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+        # Random pixels, brighter by class so that a model can learn something and be attacked.
+        # The official batches were pickled by Python 2: str keys, read back with latin1.
+        labels = rng.integers(0, 10, per_batch)
+        pixels = (rng.integers(0, 128, (per_batch, 3072)) + 12 * labels[:, None]).astype(np.uint8)
+        payload = {"batch_label": name, "labels": labels.tolist(), "data": pixels,
                    "filenames": [f"{name}_{i}.png" for i in range(per_batch)]}
         with open(batches / name, "wb") as handle:
             pickle.dump(payload, handle)
@@ -74,3 +77,28 @@ def natural_model(mnist):
 def test_batch(mnist):
     x, y = mnist.test.take(slice(0, 200)).tensors()
     return x, y
+
+
+def _sweepable_notebook(folder: Path, *, results: bool = True, seconds: float = 0.0) -> Path:
+    """A tiny sweepable notebook (no torch): parameters a, b; fails when a == 'bad'; sleeps ``seconds``;
+    records a one-row table. Without ``results`` it has no results_path and records nothing."""
+    import nbformat
+
+    params = 'a = "1"\nb = "x"\n' + ("results_path = None\n" if results else "")
+    body = (f"import time\ntime.sleep({seconds})\nimport pandas as pd\n"
+            "if a == 'bad':\n    raise RuntimeError('bad point')\n"
+            "table = pd.DataFrame({'value': [f'{a}-{b}']})\n"
+            "from igan_utils.sweep import record_results\nrecord_results(table, results_path)\n" if results else "")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell(body)],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    path = folder / ("point.ipynb" if results else "silent.ipynb")
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def sweepable():
+    """Factory of tiny sweepable notebooks: ``sweepable(folder, results=True, seconds=0.0)``."""
+    return _sweepable_notebook

@@ -72,7 +72,7 @@ def test_information_loss_grows_with_depth_and_is_cached(natural_model, mnist, t
     test = mnist.test.take(slice(0, 100))
     il = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
                                     progress=False)
-    assert il.loc[0, "IL"] < il.loc[1, "IL"]  # 10 logits keep less of the image than 32 feature maps
+    assert il.loc[0, "decoder_mse"] < il.loc[1, "decoder_mse"]  # 10 logits keep less than 32 feature maps
     assert il.loc[0, "dIL"] == il.loc[0, "IL"] and il.loc[1, "dIL"] == pytest.approx(il.loc[1, "IL"] - il.loc[0, "IL"])
     again = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
                                        progress=False)
@@ -96,4 +96,16 @@ def test_pool_comparison_reads_the_intervals():
             {"judge": "self", "tap": "pool2", "pool": "avg", "V": 0.2, "V_lo": 0.1, "V_hi": 0.3},
             {"judge": "self", "tap": "pool2", "pool": "max", "V": 0.25, "V_lo": 0.15, "V_hi": 0.35}]
     verdicts = diagnosis.pool_comparison(pd.DataFrame(rows)).set_index("tap")["verdict"]
-    assert verdicts.to_dict() == {"pool1": "supports", "pool2": "inconclusive"}
+    assert verdicts.to_dict() == {"pool1": "supports", "pool2": "is inconclusive about"}
+
+
+def test_information_loss_is_the_tightest_monotone_bound(natural_model, mnist, tmp_path, monkeypatch):
+    errors = iter([{"IL": 0.01, "one_minus_ssim": 0.3}, {"IL": 0.05, "one_minus_ssim": 0.6},
+                   {"IL": 0.03, "one_minus_ssim": 0.5}, {"IL": 0.06, "one_minus_ssim": 0.7}])
+    monkeypatch.setattr(Store, "get_or_create", lambda self, kind, key, compute, fmt: next(errors))
+    il = diagnosis.information_loss(natural_model, ["conv1", "conv2", "pool1", "fc1"], mnist.train, mnist.test,
+                                    steps=1, store=Store(tmp_path), progress=False)
+    # conv2's decoder (0.05) did worse than pool1's (0.03), a function of conv2: the bound is 0.03
+    assert il["decoder_mse"].tolist() == [0.01, 0.05, 0.03, 0.06]
+    assert il["IL"].tolist() == [0.01, 0.03, 0.03, 0.06]
+    assert il["dIL"].tolist() == pytest.approx([0.01, 0.02, 0.0, 0.03])

@@ -1,16 +1,14 @@
+import hashlib
 import io
 import json
 import os
-import pickle
-import shutil
 
 import pandas as pd
 import pytest
 import torch
 
 from igan_utils import store as store_module
-from igan_utils.store import (CorruptArtifactError, Store, StoreNotWritableError, UnsafeCheckpointError,
-                              config_key, load_checkpoint)
+from igan_utils.store import CorruptArtifactError, Store, UnsafeCheckpointError, config_key, load_checkpoint
 
 CONFIG = {"arch": "small_cnn", "pool": "max", "seed": 0, "lr": 0.005}
 
@@ -98,13 +96,6 @@ class _Payload:
         return (os.system, ("echo pwned",))
 
 
-def test_pickle_payload_is_refused_with_a_clear_error(tmp_path):
-    path = tmp_path / "evil.pt"
-    torch.save({"w": torch.ones(1), "x": _Payload()}, path)
-    with pytest.raises(UnsafeCheckpointError, match=f"refusing to load {path}"):
-        load_checkpoint(path)
-
-
 def test_unsafe_artifact_in_store_is_refused(store):
     store.get_or_create("thing", CONFIG, lambda: {"w": torch.ones(1)})
     path = _artifact(store)
@@ -114,7 +105,6 @@ def test_unsafe_artifact_in_store_is_refused(store):
     path.write_bytes(data)
     sidecar = next((store.root / "thing").glob("*.meta.json"))
     meta = json.loads(sidecar.read_text())
-    import hashlib
     meta["sha256"] = hashlib.sha256(data).hexdigest()  # an attacker can fix the checksum too
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(UnsafeCheckpointError, match="refusing to load"):
@@ -126,33 +116,6 @@ def test_garbage_file_is_corrupt_not_a_crash(tmp_path):
     path.write_bytes(b"\x00\x01 definitely not a checkpoint")
     with pytest.raises(CorruptArtifactError, match=str(path)):
         load_checkpoint(path)
-
-
-def test_unwritable_folder_fails_before_any_work(tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    with pytest.raises(StoreNotWritableError, match=str(blocker / "store")):
-        Store(blocker / "store")  # a folder cannot be made inside a file (holds for root too)
-
-
-def test_full_disk_fails_before_any_work(tmp_path, monkeypatch):
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(store_module.shutil, "disk_usage",
-                        lambda path: usage._replace(free=10 * 2**20))
-    with pytest.raises(StoreNotWritableError, match="only 10 MiB free"):
-        Store(tmp_path / "artifacts", min_free_mb=100)
-
-
-def test_disk_full_during_a_write_names_the_folder(store, monkeypatch):
-    import errno
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(store_module.os, "fsync", full)
-    with pytest.raises(StoreNotWritableError, match="No space left on device.*thing"):
-        store.get_or_create("thing", CONFIG, lambda: {"w": torch.ones(1)})
-    assert not list((store.root / "thing").glob("*.tmp"))  # no temporary file left behind
 
 
 def test_env_var_sets_the_store_root(tmp_path, monkeypatch):

@@ -1,0 +1,47 @@
+"""The CIFAR-10 path of the `paper` profile, end to end at toy size on a generated CIFAR-10 folder:
+the calls each chapter makes, with cifar_cnn and CIFAR-10's reference threat model."""
+
+import pytest
+import torch
+
+from igan_utils import data, diagnosis, evaluation, interpretgan, profiles, training
+from igan_utils.store import Store
+
+TOY = dict(datasets=["cifar10"], train_size=None, val_size=20, test_size=None, epochs=1, adv_epochs=1,
+           train_steps=1, batch_size=20, eps=0.5, eval_steps=10, restarts=1, eval_size=10, taps=["pool1", "fc2"],
+           gan_steps=3, gan_batch_size=8, decoder_steps=3, diag_size=20, bootstrap=20, pools=["max", "avg"], seeds=[0])
+
+
+def test_every_chapter_step_runs_on_cifar10(cifar_dir, tmp_path):
+    store = Store(tmp_path)
+    P = profiles.resolve("04_diagnosis", "paper", data_dir=str(cifar_dir),
+                         **{k: v for k, v in TOY.items() if k in profiles.NOTEBOOK_PARAMS["04_diagnosis"]})
+    splits = data.splits_for(P, "cifar10")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (80, 20, 20)
+
+    trained = training.models_for(P, "cifar10", splits, store=store, progress=False)  # chapter 1
+    assert {(m.config.arch, m.config.method) for m in trained} == {("cifar_cnn", "natural"), ("cifar_cnn", "pgd")}
+    attack = profiles.attack_settings(P, "cifar10")
+    assert attack["step_size"] == pytest.approx(0.5 * (20 * 2 / 255) / (8 / 255) / 10)  # CIFAR path ratio
+
+    x, y = splits.test.tensors()
+    robust = evaluation.robust_table(trained, x, y, restarts=1, store=store, **attack)  # chapter 2
+    assert (robust["robust_acc"] <= robust["clean_acc"]).all()
+    natural = next(m for m in trained if m.config.method == "natural")
+    adversarial = next(m for m in trained if m.config.method == "pgd")
+    checks = evaluation.strength_checks(adversarial, natural, x, y, restarts=1, large_eps=2 * attack["eps"],
+                                        published_step_size=profiles.published_step_size(P, "cifar10"),
+                                        store=store, **attack)
+    assert len(checks) == 6
+
+    gan = interpretgan.GanConfig(steps=P.gan_steps, batch_size=P.gan_batch_size)  # chapter 3
+    found = interpretgan.interpreters_for(natural, P.taps, splits.train, gan, store=store, progress=False)
+    images = interpretgan.interpret(natural.model, found, x)
+    assert all(v.shape == (20, 3, 32, 32) for v in images.values())
+
+    table = diagnosis.diagnose(natural.model, found, {"self": natural.model}, x, y,  # chapter 4
+                               bootstrap=P.bootstrap, **attack)
+    assert table["tap"].tolist() == ["input", "pool1", "fc2"] and (table["n"] > 0).all()
+    il = diagnosis.information_loss(natural.model, P.taps, splits.train, splits.test, steps=P.decoder_steps,
+                                    store=store, progress=False)
+    assert (il["IL"] > 0).all()

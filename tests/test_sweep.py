@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from igan_utils import sweep
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_grid_points_and_names():
+    points = sweep.grid_points({"pool": ["max", "avg"], "seed": [0, 1]})
+    assert points == [{"pool": "max", "seed": 0}, {"pool": "max", "seed": 1},
+                      {"pool": "avg", "seed": 0}, {"pool": "avg", "seed": 1}]
+    assert sweep.point_name({"pool": "max", "eps": 0.3}) == "pool=max_eps=0.3"
+    assert sweep.point_name({"path": "a/b c"}) == "path=a-b-c"
+
+
+@pytest.mark.parametrize("grid, parameters, message", [
+    ({}, None, "the grid is empty"),
+    ({"a": []}, None, "grid parameter\\(s\\) a have no values"),
+    ({"epsilon": [1]}, None, "has no parameter\\(s\\) epsilon; it has: a, b, results_path"),
+    ({"a": [1]}, {"c": 2}, "has no parameter\\(s\\) c"),
+    ({"a": [1]}, {"a": 2}, "given both in the grid and as fixed parameters"),
+    ({"results_path": ["x"]}, None, "set by the sweep"),
+])
+def test_bad_grids_fail_before_any_work(tmp_path, sweepable, grid, parameters, message):
+    notebook = sweepable(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        sweep.run_sweep(notebook, grid, tmp_path / "out", parameters=parameters)
+    assert not (tmp_path / "out").exists()
+
+
+def test_notebook_without_results_is_refused(tmp_path, sweepable):
+    with pytest.raises(ValueError, match="records no results"):
+        sweep.validate(sweepable(tmp_path, results=False), {"a": [1]})
+
+
+def test_unreachable_scheduler_fails_before_any_work(tmp_path, sweepable):
+    with pytest.raises(ValueError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        sweep.run_sweep(sweepable(tmp_path), {"a": [1]}, tmp_path / "out", scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_runs_collects_reports_failures_and_resumes(tmp_path, sweepable):
+    notebook = sweepable(tmp_path)
+    grid = {"a": ["1", "bad", "3"], "b": ["x", "y"]}
+    first = sweep.run_sweep(notebook, grid, tmp_path / "out", workers=2, progress=False)
+    assert sorted(first.table["value"]) == ["1-x", "1-y", "3-x", "3-y"]
+    assert set(first.table.columns) == {"value", "a", "b"}
+    assert len(first.failures) == 2 and all("bad point" in f["error"] for f in first.failures)
+    assert all(Path(f["notebook"]).exists() for f in first.failures)  # the executed copy shows the traceback
+    written = pd.read_csv(tmp_path / "out" / "results.csv", dtype=str)
+    assert written.to_dict("records") == first.table.astype(str).to_dict("records")
+    second = sweep.run_sweep(notebook, grid, tmp_path / "out", workers=2, progress=False)
+    assert second.skipped == 4 and len(second.failures) == 2  # finished points are not run again
+
+
+def test_command_line(tmp_path, sweepable, capsys):
+    notebook = sweepable(tmp_path)
+    code = sweep.main([str(notebook), "--grid", "a=1,2", "-p", "b=z", "--out", str(tmp_path / "cli"), "--workers", "1"])
+    assert code == 0
+    assert sorted(pd.read_csv(tmp_path / "cli" / "results.csv")["value"]) == ["1-z", "2-z"]
+    assert sweep.main([str(notebook), "--grid", "nope=1", "--out", str(tmp_path / "x")]) == 2
+    assert "has no parameter(s) nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_notebook_of_the_book_is_sweepable(notebook):
+    assert sweep.validate(notebook, {"profile": ["smoke", "quick"]}) == [{"profile": "smoke"}, {"profile": "quick"}]
