@@ -15,7 +15,6 @@ On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Mapping, Sequence
 

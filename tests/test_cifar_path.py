@@ -2,7 +2,6 @@
 the calls each chapter makes, with cifar_cnn and CIFAR-10's reference threat model."""
 
 import pytest
-import torch
 
 from igan_utils import data, diagnosis, evaluation, interpretgan, profiles, training
 from igan_utils.store import Store
