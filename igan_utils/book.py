@@ -124,8 +124,10 @@ def build_html(root: Path | None = None, *, strict: bool = True) -> Path:
     """Build the Jupyter Book (notebooks are not executed again) into ``_build/html``."""
     root = root or project_root()
     exe = Path(sys.executable).with_name("jupyter-book")
+    # --all: Sphinx's incremental build would leave pages that only paste glued numbers from the
+    # chapters (results.md) showing the numbers of an earlier run.
     command = [str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book",
-               "build", str(root), "--builder", "html"]
+               "build", str(root), "--builder", "html", "--all"]
     if strict:
         command += ["--warningiserror", "--keep-going"]
     result = subprocess.run(command, cwd=root)

@@ -1,5 +1,7 @@
 """The book pipeline end to end, as a user runs it: ``python -m igan_utils.book --profile smoke``."""
 
+import html as html_module
+import json
 import os
 import re
 import subprocess
@@ -48,5 +50,12 @@ def test_smoke_book_builds_and_links_every_chapter_with_its_figures(mnist_dir):
         assert images, f"{page.name} shows no figure"
         assert all((page.parent / src).resolve().exists() for src in images)
         assert "Traceback" not in text
+    # the results page pastes sentences glued by this run's chapters, not by an earlier build's
+    executed = json.loads((ROOT / "book" / "executed" / "01_classification.ipynb").read_text())
+    glued = next(value for c in executed["cells"] for o in c.get("outputs", [])
+                 if o.get("metadata", {}).get("scrapbook", {}).get("name") == "accuracy_text"
+                 for mime, value in o["data"].items() if mime.endswith("text/plain"))
+    sentence = html_module.escape("".join(glued).strip("'\""), quote=False)
+    assert sentence in (html / "book" / "results.html").read_text()
     report = (ROOT / "book" / "executed" / "run_report.md").read_text()
     assert "Profile `smoke`" in report and all(nb.stem in report for nb in book.chapters(ROOT))
