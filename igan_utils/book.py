@@ -28,7 +28,14 @@ EXECUTED = Path("book") / "executed"
 
 
 class NotebookFailed(RuntimeError):
-    """A chapter notebook raised an error; the message names the notebook and the cell."""
+    """A notebook raised an error; the message names the notebook and the cell.
+
+    ``where`` is the cell and the error alone; ``output`` the executed copy with the traceback.
+    """
+
+    def __init__(self, notebook: Path, output: Path, where: str):
+        self.where, self.output = where, output
+        super().__init__(f"{notebook.name} failed in {where}\nThe executed copy with the full traceback is {output}")
 
 
 def chapters(root: Path | None = None) -> list[Path]:
@@ -52,10 +59,8 @@ def execute(notebook: Path, output: Path, parameters: dict, *, kernel: str = KER
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel,
                                    cwd=str(notebook.parent), progress_bar=progress)
     except PapermillExecutionError as error:
-        raise NotebookFailed(
-            f"{notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
-            f"{error.ename}: {error.evalue}\nThe executed copy with the full traceback is {output}"
-        ) from None
+        raise NotebookFailed(notebook, output, f"cell {error.cell_index} (execution count {error.exec_count}): "
+                                               f"{error.ename}: {error.evalue}") from None
     return time.perf_counter() - start
 
 

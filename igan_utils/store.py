@@ -209,7 +209,7 @@ class Store:
         second process wait and then reuse the first one's result. A corrupt artifact is reported
         as a warning and rebuilt.
         """
-        artifact, sidecar, lock, partial = self._paths(kind, config, fmt)
+        artifact, _, lock, partial = self._paths(kind, config, fmt)
         found = self._try_load(kind, config, fmt)
         if found is not _MISSING:
             return found

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from tqdm import tqdm
 
+from .book import NotebookFailed, execute
 from .profiles import notebook_parameters
 from .runtime import absolute_env_dirs
 from .store import atomic_write_bytes
@@ -106,27 +107,21 @@ def _connect(address: str):
 
 def _run_point(notebook: str, output: str, parameters: dict, kernel: str, threads: int) -> dict:
     """Execute one point (runs on a Dask worker). Returns a status record instead of raising."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)  # the kernel inherits it: workers do not fight over cores
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers; a PyTorch kernel that inherits
     # it hands memory back to the OS after nearly every large tensor, which made CPU training about
     # twice as slow (measured: one epoch 32 s without, 58 s with).
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    start = time.perf_counter()
     try:
-        papermill.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel,
-                                   cwd=str(Path(notebook).parent), progress_bar=False)
-    except PapermillExecutionError as error:
-        return {"ok": False, "notebook": output,
-                "error": f"cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}"}
+        seconds = execute(Path(notebook), Path(output), parameters, kernel=kernel, progress=False)
+    except NotebookFailed as error:
+        return {"ok": False, "notebook": output, "error": error.where}
     except Exception as error:  # a dead kernel or a papermill failure must not stop the other points
         return {"ok": False, "notebook": output, "error": f"{type(error).__name__}: {error}"}
     if not Path(parameters[RESULTS]).exists():
         return {"ok": False, "notebook": output, "error": f"the notebook finished without writing {RESULTS}"}
-    return {"ok": True, "notebook": output, "seconds": time.perf_counter() - start}
+    return {"ok": True, "notebook": output, "seconds": seconds}
 
 
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], out: str | Path, *,
