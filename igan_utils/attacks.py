@@ -13,6 +13,7 @@ this costs no extra pass). With ``early_exit``, samples already fooled are dropp
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -42,11 +43,36 @@ class RobustAccuracy:
     seconds: float
 
 
-def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
-                  steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
+def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``, which must be a logits tensor (N, classes); anything else is a TypeError that
+    says how to wrap the model."""
+    out = model(x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model must return a logits tensor of shape (N, classes), but it returned a "
+                        f"{type(out).__name__}; wrap it in a module whose forward returns only the logits, "
+                        f"e.g. `def forward(self, x): return self.inner(x)[0]` (or `['logits']` for a dict)")
+    if out.ndim != 2 or out.shape[0] != x.shape[0]:
+        raise TypeError(f"the model must return logits of shape (N, classes) = ({x.shape[0]}, classes), "
+                        f"got shape {tuple(out.shape)}")
+    return out
+
+
+def check_eps(eps, name: str = "eps") -> float:
+    """``eps`` as a float, or a TypeError/ValueError naming ``name``."""
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {eps!r} ({type(eps).__name__})")
+    if not eps >= 0:
+        raise ValueError(f"{name} must be >= 0, got {eps}")
+    return float(eps)
+
+
+def check_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Images (N, C, H, W) finite, in [0, 1] and of the model's shape; labels int (N,): else ValueError."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got "
                          f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values")
     expected = getattr(model, "input_shape", None)
     if expected is not None and tuple(x.shape[1:]) != tuple(expected):
         raise ValueError(f"x has per-image shape {tuple(x.shape[1:])} (C, H, W) but the model "
@@ -57,8 +83,12 @@ def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
         raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got "
                          f"{tuple(getattr(y, 'shape', ()))}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+
+
+def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                  steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
+    check_eps(eps)
+    check_images(model, x, y)
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     if not isinstance(steps, int) or steps < 1:
@@ -99,14 +129,14 @@ def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def _loss_and_fooled(model: nn.Module, xa: torch.Tensor, label: torch.Tensor, targeted: bool):
-    logits = model(xa).float()  # float32 loss also under autocast
+    logits = logits_of(model, xa).float()  # float32 loss also under autocast
     loss = F.cross_entropy(logits, label, reduction="none")
     pred = logits.argmax(1)
     fooled = pred == label if targeted else pred != label
     return (-loss if targeted else loss), fooled
 
 
-class _eval_mode:
+class eval_mode:
     """Run a model in eval mode, restoring its previous mode afterwards."""
 
     def __init__(self, model: nn.Module):
@@ -161,7 +191,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
     """
     _check_inputs(model, x, y, eps)
     alpha = alpha if alpha is not None else (1.25 * eps if random_start else eps)
-    with _eval_mode(model):
+    with eval_mode(model):
         xa = _project(x + _random_start(x, eps, "linf", generator), x, eps, "linf") if random_start else x
         xa = xa.detach().requires_grad_(True)
         loss, _ = _loss_and_fooled(model, xa, y, targeted)
@@ -196,7 +226,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
     success = torch.zeros(n, dtype=torch.bool, device=x.device)
     best_loss = torch.full((n,), -float("inf"), device=x.device)
 
-    with _eval_mode(model):
+    with eval_mode(model):
         for _ in range(restarts):
             # Noise is drawn for the whole batch, so early exit changes which samples are
             # attacked but never the noise a sample gets.
@@ -251,11 +281,11 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
     robust = torch.zeros((), dtype=torch.long, device=x.device)
     bar = tqdm(range(0, len(x), batch_size), disable=not progress, leave=False,
                desc=progress if isinstance(progress, str) else f"PGD-{steps} eps={eps:.3g}")
-    with _eval_mode(model):
+    with eval_mode(model):
         for i in bar:
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             with torch.no_grad():
-                right = model(xb).argmax(1) == yb
+                right = logits_of(model, xb).argmax(1) == yb
             correct += right.sum()
             if eps == 0:
                 robust += right.sum()
@@ -272,8 +302,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted labels (N,) of ``model`` for images ``x``, in eval mode and without gradients."""
-    with _eval_mode(model), torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    with eval_mode(model), torch.no_grad():
+        return torch.cat([logits_of(model, x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:

@@ -1,28 +1,216 @@
-"""Robust-accuracy evaluation that can be trusted: tables, ε curves and strength checks.
+"""Robust accuracy that can be trusted: AutoAttack evaluation and gradient-masking checks.
 
-A robust-accuracy number is only as good as the attack behind it. ``strength_checks`` runs the
-checks of DESIGN.md on one model: more steps and more restarts must change little, accuracy must
-fall towards 0 as ε grows, a black-box transfer attack must be weaker than the white-box one, and an
-independent implementation (torchattacks PGD) must agree within 1 percentage point.
-Our attack must also be at least as strong as the published reference settings.
+Every robust accuracy the book quotes comes from ``worst_case``: an ensemble of attacks run one after
+the other, each on the images that every earlier attack failed to break, so an image counts as
+robust only if it survives them all (the per-image worst case). The attacks are AutoAttack's own
+(Croce & Hein, the ``pyautoattack`` package): APGD-CE, APGD-T (targeted DLR loss), FAB-T and the
+black-box Square attack. Our PGD may run first as a cheap screen: it only removes images that it
+provably breaks, so it can lower the number, never raise it.
+
+``masking_checks`` asks whether a model's gradients can be trusted at all (DESIGN.md): the black-box
+Square attack must not beat the white-box attacks, AutoAttack must not land far below PGD, accuracy
+must collapse at a large radius, and AutoAttack's own checks must raise no flag. A model that fails
+any check is *masked*: its robust accuracy is shown, marked, and kept out of every verdict.
+
 Results are tidy DataFrames, cached in the artifact store.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
-from .attacks import accuracy, pgd, robust_accuracy
+from . import attacks
 from .store import Store, fingerprint
 from .training import TrainedModel
 
-# Thresholds of the strength checks, in accuracy points (fractions).
-MAX_CHANGE_STRONGER = 0.02   # more steps / restarts may lower accuracy by at most this much
-MAX_DISAGREEMENT = 0.01      # |ours - torchattacks|
-MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy at the largest ε of the check
+AUTOATTACK = ("apgd-ce", "apgd-t", "fab-t", "square")
+BLACK_BOX = ("square",)
+
+# Thresholds of the masking checks (accuracies are fractions).
+MAX_BELOW_PGD = 0.03        # AutoAttack's white-box attacks may land at most this far below our PGD
+MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy that may remain at the large radius
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """The attacks of one evaluation, run in this order: our PGD first (``pgd_steps`` > 0), then
+    ``attacks`` (names from :data:`AUTOATTACK`), with their budgets. ``targets`` is the number of
+    target classes of APGD-T and FAB-T; AutoAttack's ``standard`` version is ``Ensemble()`` without
+    the PGD screen."""
+
+    attacks: tuple[str, ...] = AUTOATTACK
+    apgd_iters: int = 100
+    targets: int = 9
+    square_queries: int = 5000
+    pgd_steps: int = 0
+    pgd_step_size: float | None = None
+    pgd_restarts: int = 1
+
+    def __post_init__(self):
+        unknown = [a for a in self.attacks if a not in AUTOATTACK]
+        if unknown or not self.attacks and not self.pgd_steps:
+            raise ValueError(f"unknown or no attacks {unknown or list(self.attacks)}; valid: {', '.join(AUTOATTACK)}")
+        for name in ("apgd_iters", "targets", "square_queries", "pgd_restarts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return (("pgd",) if self.pgd_steps else ()) + tuple(self.attacks)
+
+    @property
+    def name(self) -> str:
+        """How tables and figures name this evaluation, e.g. ``AutoAttack (APGD-CE, APGD-T×3, Square-1000) + PGD-40×2``."""
+        parts = {"apgd-ce": f"APGD-CE" + (f"-{self.apgd_iters}" if self.apgd_iters != 100 else ""),
+                 "apgd-t": f"APGD-T×{self.targets}", "fab-t": f"FAB-T×{self.targets}",
+                 "square": f"Square-{self.square_queries}"}
+        if tuple(self.attacks) == AUTOATTACK and (self.apgd_iters, self.targets, self.square_queries) == (100, 9, 5000):
+            name = "AutoAttack standard"
+        else:
+            name = "AutoAttack (" + ", ".join(parts[a] for a in self.attacks) + ")" if self.attacks else ""
+        if self.pgd_steps:
+            pgd = f"PGD-{self.pgd_steps}×{self.pgd_restarts}"
+            name = f"{name} + {pgd}" if name else pgd
+        return name
+
+    def only(self, *names: str) -> "Ensemble":
+        """The same budgets with only the attacks ``names`` (``"pgd"`` keeps the PGD screen)."""
+        return dataclasses.replace(self, attacks=tuple(a for a in AUTOATTACK if a in names),
+                                   pgd_steps=self.pgd_steps if "pgd" in names else 0)
+
+
+@dataclass
+class WorstCase:
+    """Outcome of an ensemble on N images: ``clean`` (N,) bool; ``broken_by`` (N,) int, the position
+    in the ensemble's order of the attack that broke each image (-1: misclassified already, len(order):
+    robust); ``after`` the accuracy after each attack in order (``clean`` first); ``seconds`` per
+    attack; ``flags``, the warnings of AutoAttack's own checks."""
+
+    clean: torch.Tensor
+    broken_by: torch.Tensor
+    after: dict[str, float]
+    seconds: dict[str, float]
+    flags: list[str]
+
+    @property
+    def robust(self) -> torch.Tensor:
+        """(N,) bool: correctly classified and unbroken by every attack."""
+        return self.broken_by == len(self.seconds)
+
+    def robust_before(self, position: int) -> torch.Tensor:
+        """(N,) bool: unbroken by the attacks before ``position`` in the order."""
+        return self.clean & ((self.broken_by >= position) | (self.broken_by == len(self.seconds)))
+
+    @property
+    def accuracy(self) -> float:
+        return self.robust.float().mean().item()
+
+
+class _Flags(logging.Handler):
+    """Collects the warnings that AutoAttack's checks send to their logger."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.getLogger(f"igan_utils.autoattack.{id(self)}")
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record):
+        if record.getMessage() not in self.messages:
+            self.messages.append(record.getMessage())
+
+
+def _runners(model, eps: float, ensemble: Ensemble, seed: int, device, logger) -> dict:
+    """name -> function (x, y) -> adversarial x, for every attack of ``ensemble``."""
+    from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+    from pyautoattack.fab_pt import FABAttack_PT
+    from pyautoattack.square import SquareAttack
+
+    generator = torch.Generator(device=device).manual_seed(seed)
+    make = {
+        "pgd": lambda: lambda x, y: attacks.pgd(
+            model, x, y, eps, steps=ensemble.pgd_steps, step_size=ensemble.pgd_step_size,
+            restarts=ensemble.pgd_restarts, early_exit=True, generator=generator).adv,
+        "apgd-ce": lambda: APGDAttack(model, n_iter=ensemble.apgd_iters, eps=eps, seed=seed, loss="ce",
+                                      device=device, logger=logger).perturb,
+        "apgd-t": lambda: APGDAttack_targeted(model, n_iter=ensemble.apgd_iters, eps=eps, seed=seed,
+                                              n_target_classes=ensemble.targets, device=device,
+                                              logger=logger).perturb,
+        "fab-t": lambda: FABAttack_PT(model, n_iter=100, eps=eps, seed=seed, targeted=True,
+                                      n_target_classes=ensemble.targets, device=device).perturb,
+        "square": lambda: SquareAttack(model, n_queries=ensemble.square_queries, eps=eps, p_init=0.8, seed=seed,
+                                       resc_schedule=False, device=device).perturb,
+    }
+    return {name: make[name]() for name in ensemble.order}
+
+
+def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
+               seed: int = 0, batch_size: int = 250, progress: bool | str = False) -> WorstCase:
+    """Run ``ensemble`` (L-inf, radius ``eps``) on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
+
+    Each attack sees only the images still unbroken; every adversarial example is checked to lie in
+    the ε-ball and in [0, 1] before it counts. The model runs in eval mode; the global random state
+    is left as it was (AutoAttack reseeds it).
+    """
+    eps = attacks.check_eps(eps)
+    attacks.check_images(model, x, y)
+    if eps == 0:
+        raise ValueError("eps must be > 0 for an attack; at eps = 0 robust accuracy is clean accuracy")
+    if int(x.shape[0]) == 0:
+        raise ValueError("no images to evaluate")
+    from pyautoattack import checks
+
+    flags = _Flags()
+    with attacks.eval_mode(model), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        clean = attacks.predict(model, x) == y  # also refuses a model that does not return logits
+        head = slice(0, batch_size)
+        checks.check_randomized(model, x[head], y[head], logger=flags.logger)
+        n_classes = checks.check_range_output(model, x[head], logger=flags.logger)
+        checks.check_dynamic(model, x[head], False, logger=flags.logger)
+        checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
+                               logger=flags.logger)
+        robust = clean.clone()
+        broken_by = torch.where(clean, len(ensemble.order), -1)
+        after, seconds = {"clean": clean.float().mean().item()}, {}
+        runners = _runners(model, eps, ensemble, seed, x.device, flags.logger)
+        label = progress if isinstance(progress, str) else "worst case"
+        for position, (name, run) in enumerate(runners.items()):
+            start = time.perf_counter()
+            todo = robust.nonzero().flatten()
+            for i in tqdm(range(0, len(todo), batch_size), disable=not progress, leave=False, desc=f"{label}: {name}"):
+                idx = todo[i:i + batch_size]
+                adv = run(x[idx], y[idx]).detach()
+                # An attack's example counts only if it is a valid one: a bug must not lower accuracy.
+                valid = ((adv - x[idx]).flatten(1).abs().amax(1) <= eps + 1e-6) & (adv.flatten(1).amin(1) >= 0) \
+                    & (adv.flatten(1).amax(1) <= 1)
+                with torch.no_grad():
+                    broken = (attacks.logits_of(model, adv).argmax(1) != y[idx]) & valid
+                robust[idx[broken]] = False
+                broken_by[idx[broken]] = position
+            after[name] = robust.float().mean().item()
+            seconds[name] = time.perf_counter() - start
+        checks.check_square_sr(after, logger=flags.logger)
+    return WorstCase(clean, broken_by, after, seconds, flags.messages)
+
+
+def ensemble_for(params, dataset: str) -> Ensemble:
+    """The evaluation a notebook's parameters select: our PGD screen at the reference settings
+    (``profiles.attack_settings``, ``restarts``), then ``aa_attacks`` with their budgets."""
+    from .profiles import attack_settings
+
+    pgd = attack_settings(params, dataset)
+    return Ensemble(attacks=tuple(params["aa_attacks"]), apgd_iters=params["aa_iters"],
+                    targets=params["aa_targets"], square_queries=params["aa_queries"], pgd_steps=pgd["steps"],
+                    pgd_step_size=pgd["step_size"], pgd_restarts=params["restarts"])
 
 
 def _model_columns(trained: TrainedModel) -> dict:
@@ -31,119 +219,131 @@ def _model_columns(trained: TrainedModel) -> dict:
 
 
 def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
-    return {"model": dataclasses.asdict(trained.config), "images": fingerprint(x, y), **settings}
+    weights = fingerprint(*trained.model.state_dict().values())
+    return {"model": dataclasses.asdict(trained.config), "weights": weights, "images": fingerprint(x, y), **settings}
+
+
+def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
+                      store: Store, seed: int = 0) -> WorstCase:
+    """:func:`worst_case` of ``trained`` on ``x``, ``y``, from the artifact store or run now and stored
+    (per image, so that the robust table and the masking checks share one run)."""
+    def compute():
+        result = worst_case(trained.model, x, y, eps=eps, ensemble=ensemble, seed=seed, progress=trained.config.label)
+        return {"clean": result.clean.tolist(), "broken_by": result.broken_by.tolist(), "after": result.after,
+                "seconds": result.seconds, "flags": result.flags}
+    key = _cache_key(trained, x, y, eps=eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
+    stored = store.get_or_create("worst_case", {**key, "v": 2}, compute, fmt="json")
+    return WorstCase(torch.tensor(stored["clean"]), torch.tensor(stored["broken_by"]), stored["after"],
+                     stored["seconds"], stored["flags"])
 
 
 def robust_table(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                 steps: int, step_size: float, restarts: int, store: Store, seed: int = 0) -> pd.DataFrame:
-    """Clean and PGD-``steps`` (× ``restarts``) accuracy of each model on ``x``, ``y``: one row each."""
+                 ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
+    """Clean and worst-case robust accuracy of each model on ``x``, ``y``: one row each.
+
+    Columns: the model's, ``eps``, ``attack`` (the ensemble's name), ``n``, ``clean_acc``,
+    ``robust_acc``, ``acc_after_<attack>`` and ``seconds_<attack>`` for each attack in order,
+    ``autoattack_flags`` (AutoAttack's warnings, "; "-joined) and ``robust_images`` (one character per
+    image, ``r`` robust or ``x`` broken, for intervals over test images; letters survive a CSV round trip).
+    """
     rows = []
     for trained in models:
-        def compute(trained=trained):
-            result = robust_accuracy(trained.model, x, y, eps=eps, steps=steps, step_size=step_size,
-                                     restarts=restarts, seed=seed, progress=f"{trained.config.label}")
-            return {"clean_acc": result.clean, "robust_acc": result.robust, "attack_seconds": result.seconds}
-        key = _cache_key(trained, x, y, eps=eps, steps=steps, step_size=step_size, restarts=restarts, seed=seed)
-        numbers = store.get_or_create("robust_accuracy", key, compute, fmt="json")
-        rows.append({**_model_columns(trained), "eps": eps, "attack": f"PGD-{steps}x{restarts}", **numbers})
+        result = stored_worst_case(trained, x, y, eps=eps, ensemble=ensemble, store=store, seed=seed)
+        rows.append({**_model_columns(trained), "eps": eps, "attack": ensemble.name, "n": len(x),
+                     "clean_acc": result.after["clean"], "robust_acc": result.accuracy,
+                     **{f"acc_after_{k}": v for k, v in result.after.items() if k != "clean"},
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()},
+                     "autoattack_flags": "; ".join(result.flags),
+                     "robust_images": "".join("r" if r else "x" for r in result.robust.tolist())})
     return pd.DataFrame(rows)
 
 
 def robustness_curve(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps_grid: list[float],
-                     attack_for_eps, store: Store, seed: int = 0) -> pd.DataFrame:
-    """Robust accuracy of each model at each ε of ``eps_grid``.
-
-    ``attack_for_eps(eps)`` gives ``{"eps", "steps", "step_size"}`` (see ``profiles.attack_settings``).
-    """
+                     ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
+    """Robust accuracy of each model at each ε of ``eps_grid`` (ε = 0: clean accuracy)."""
     frames = []
     for eps in eps_grid:
-        attack = attack_for_eps(eps)
-        frames.append(robust_table(models, x, y, eps=eps, steps=attack["steps"],
-                                   step_size=attack["step_size"], restarts=1, store=store, seed=seed))
+        if eps == 0:
+            clean = [{**_model_columns(m), "eps": 0.0, "attack": "none", "n": len(x),
+                      "clean_acc": attacks.accuracy(m.model, x, y)} for m in models]
+            frames.append(pd.DataFrame(clean).assign(robust_acc=lambda t: t["clean_acc"]))
+        else:
+            frames.append(robust_table(models, x, y, eps=eps, ensemble=ensemble, store=store, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
 
-def torchattacks_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                          steps: int, step_size: float, random_start: bool = True, batch_size: int = 500) -> float:
-    """Accuracy under torchattacks' PGD (L-inf): an independent implementation."""
-    try:
-        import torchattacks
-    except ImportError as error:
-        raise ImportError("the independent-implementation check needs torchattacks: "
-                          "pip install 'igan-book[dev]'") from error
-    attack = torchattacks.PGD(model, eps=eps, alpha=step_size, steps=steps, random_start=random_start)
-    right = 0
-    for i in range(0, len(x), batch_size):
-        adv = attack(x[i:i + batch_size], y[i:i + batch_size])
-        right += accuracy(model, adv, y[i:i + batch_size]) * len(adv)
-    return right / len(x)
+def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, large_eps: float,
+                   ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
+    """Can the gradients of ``trained`` be trusted? One row per check, on images ``x``, ``y`` (pass the
+    images of ``robust_table``: the ensemble's run is then shared).
 
+    - **black-box vs white-box**: Square alone must not end below the white-box attacks (PGD, APGD-CE,
+      APGD-T, FAB-T as far as ``ensemble`` has them; Square must be its last attack);
+    - **AutoAttack vs PGD**: AutoAttack's white-box attacks may land at most :data:`MAX_BELOW_PGD`
+      below our PGD (needs the PGD screen in ``ensemble``), else PGD is stalling;
+    - **large ε**: APGD-CE at ``large_eps`` must leave at most :data:`MAX_ACC_AT_LARGE_EPS`;
+    - **AutoAttack's flags**: its own checks (zero gradients, randomness, probabilities instead of
+      logits, a dynamic model, Square succeeding after the white-box attacks) raise no warning.
 
-def transfer_accuracy(target: torch.nn.Module, surrogate: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      *, eps: float, steps: int, step_size: float, seed: int = 0, batch_size: int = 500) -> float:
-    """Accuracy of ``target`` on PGD examples crafted against ``surrogate`` (black-box transfer)."""
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    right = 0
-    for i in range(0, len(x), batch_size):
-        adv = pgd(surrogate, x[i:i + batch_size], y[i:i + batch_size], eps, steps=steps,
-                  step_size=step_size, generator=generator).adv
-        right += accuracy(target, adv, y[i:i + batch_size]) * len(adv)
-    return right / len(x)
-
-
-def strength_checks(trained: TrainedModel, surrogate: TrainedModel, x: torch.Tensor, y: torch.Tensor, *,
-                    eps: float, steps: int, step_size: float, restarts: int, large_eps: float,
-                    published_step_size: float, store: Store, seed: int = 0) -> pd.DataFrame:
-    """Is the PGD attack on ``trained`` strong enough to trust its robust accuracy?
-
-    One row per check with the accuracy it measured, the baseline it is compared with, the criterion
-    and whether it passed. ``surrogate`` crafts the transfer attack; ``large_eps`` is the radius at
-    which accuracy must have collapsed; ``published_step_size`` is the reference's step, which our
-    attack must match or beat.
+    Columns: the model's, ``check``, ``attack``, ``accuracy``, ``baseline_accuracy``, ``criterion``,
+    ``passed``, ``detail``.
     """
-    def compute():
-        def pgd_acc(e=eps, k=steps, a=step_size, r=restarts, random_start=True):
-            return robust_accuracy(trained.model, x, y, eps=e, steps=k, step_size=a, restarts=r,
-                                   random_start=random_start, seed=seed,
-                                   progress=f"{trained.config.label} PGD-{k}x{r}").robust
-        base = pgd_acc()
-        more_steps = pgd_acc(k=int(2.5 * steps))  # same step size, longer path
-        more_restarts = pgd_acc(r=restarts * 4)
-        large = pgd_acc(e=large_eps, a=step_size * large_eps / eps)
-        published = pgd_acc(a=published_step_size)
-        # Without random starts both implementations follow the same path from x: any difference
-        # is the implementation's, not the luck of the draw.
-        ours_fixed = pgd_acc(r=1, random_start=False)
-        independent = torchattacks_accuracy(trained.model, x, y, eps=eps, steps=steps, step_size=step_size,
-                                            random_start=False)
-        transfer = transfer_accuracy(trained.model, surrogate.model, x, y, eps=eps, steps=steps,
-                                     step_size=step_size, seed=seed)
-        base_name = f"PGD-{steps}x{restarts}"
-        tol = 1e-9  # accuracies are multiples of 1/n: compare without rounding noise
-        return [
-            ("more steps", f"PGD-{int(2.5 * steps)}x{restarts}", more_steps, base,
-             f"drop <= {MAX_CHANGE_STRONGER:.0%}", base - more_steps <= MAX_CHANGE_STRONGER + tol),
-            ("more restarts", f"PGD-{steps}x{restarts * 4}", more_restarts, base,
-             f"drop <= {MAX_CHANGE_STRONGER:.0%}", base - more_restarts <= MAX_CHANGE_STRONGER + tol),
-            ("large eps", f"{base_name} at eps={large_eps:.3g}", large, base,
-             f"accuracy <= {MAX_ACC_AT_LARGE_EPS:.0%}", large <= MAX_ACC_AT_LARGE_EPS + tol),
-            ("transfer (black-box)", f"PGD-{steps} on {surrogate.config.label}", transfer, base,
-             "black-box accuracy >= white-box", transfer >= base - tol),
-            ("independent (torchattacks)", f"torchattacks PGD-{steps}, no random start", independent, ours_fixed,
-             f"|difference| <= {MAX_DISAGREEMENT:.0%}", abs(independent - ours_fixed) <= MAX_DISAGREEMENT + tol),
-            ("published step size", f"{base_name}, step {published_step_size:.3g}", published, base,
-             "ours at least as strong", published >= base - tol),
-        ]
+    if ensemble.order[-1] not in BLACK_BOX:
+        raise ValueError("the masking checks need the black-box Square attack last in the ensemble")
+    white = ensemble.only(*ensemble.order[:-1])
 
-    key = {**_cache_key(trained, x, y, eps=eps, steps=steps, step_size=step_size, restarts=restarts,
-                        large_eps=large_eps, published_step_size=published_step_size, seed=seed),
-           "surrogate": dataclasses.asdict(surrogate.config)}
-    rows = store.get_or_create("strength_checks", key, compute, fmt="json")
-    frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed"])
-    for column, value in _model_columns(trained).items():
+    def compute():
+        model, label = trained.model, trained.config.label
+        # One run of the ensemble (shared with robust_table) tells what the white-box attacks leave and
+        # what Square adds after them; Square alone then only has to try the images they broke.
+        chain = stored_worst_case(trained, x, y, eps=eps, ensemble=ensemble, store=store, seed=seed)
+        white_robust = chain.robust_before(len(ensemble.order) - 1)
+        others = (chain.clean & ~white_robust).nonzero().flatten()
+        square_robust = chain.robust.clone()
+        if len(others):
+            square = worst_case(model, x[others], y[others], eps=eps, ensemble=ensemble.only("square"), seed=seed,
+                                progress=f"{label} Square alone")
+            square_robust[others] = square.robust
+        large = worst_case(model, x, y, eps=large_eps, ensemble=ensemble.only("apgd-ce"), seed=seed,
+                           progress=f"{label} large eps")
+        messages = list(dict.fromkeys(chain.flags + large.flags))
+        white_acc, square_acc = white_robust.float().mean().item(), square_robust.float().mean().item()
+        tol = 1e-9  # accuracies are multiples of 1/n
+        rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", square_acc, white_acc,
+                 "Square alone >= white-box", square_acc >= white_acc - tol,
+                 f"white-box: {white.name}; after them Square broke {int((white_robust & ~chain.robust).sum())} "
+                 f"more images")]
+        if "pgd" in chain.after:
+            rows.append(("AutoAttack vs PGD", white.name, white_acc, chain.after["pgd"],
+                         f"at most {MAX_BELOW_PGD:.0%} below PGD", chain.after["pgd"] - white_acc <= MAX_BELOW_PGD + tol,
+                         f"PGD alone {chain.after['pgd']:.3f}"))
+        rows.append(("large eps", f"APGD-CE at eps={large_eps:.3g}", large.accuracy, large.after["clean"],
+                     f"accuracy <= {MAX_ACC_AT_LARGE_EPS:.0%}", large.accuracy <= MAX_ACC_AT_LARGE_EPS + tol, ""))
+        rows.append(("AutoAttack's flags", "pyautoattack.checks", float(len(messages)), 0.0, "no warning",
+                     not messages, " | ".join(messages)))
+        return rows
+
+    key = {**_cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble),
+                        seed=seed), "what": "masking_checks/2"}
+    rows = store.get_or_create("masking_checks", key, compute, fmt="json")
+    frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed",
+                                        "detail"])
+    for column, value in reversed(_model_columns(trained).items()):
         frame.insert(0, column, value)
     frame["eps"] = eps
     return frame
+
+
+def masked_models(checks: pd.DataFrame) -> set[str]:
+    """Labels of the models that failed at least one masking check."""
+    return set(checks.loc[~checks["passed"].astype(bool), "model"])
+
+
+def mark_masked(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``masked`` column: True for models that failed a masking check, False for
+    those that passed them all, NaN for models that were not checked (natural training)."""
+    status = checks.groupby("model")["passed"].all()
+    return table.assign(masked=table["model"].map(lambda m: (not status[m]) if m in status.index else np.nan))
 
 
 def _t_interval(values: pd.Series) -> tuple[float, float, float]:
@@ -168,21 +368,49 @@ def over_seeds(table: pd.DataFrame, value: str, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_difference(table: pd.DataFrame, value: str, by: list[str], *, a: str = "avg", b: str = "max") -> pd.DataFrame:
-    """Difference of ``value`` between pooling ``a`` and ``b``, paired by seed, with a 95% t-interval,
-    per group of ``by``; ``verdict`` says whether it is larger than the spread over seeds."""
+def _bootstrap_difference(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> tuple[float, float, float]:
+    """Mean of ``a - b`` (seeds × images, 0/1) with a 95% percentile interval that resamples seeds and
+    test images together (the same images for both, since they are paired)."""
+    rng = np.random.default_rng(seed)
+    k, n = a.shape
+    diff = a.astype(np.float32) - b.astype(np.float32)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        seeds, images = rng.integers(0, k, k), rng.integers(0, n, n)
+        stats[i] = diff[seeds][:, images].mean()
+    return float(diff.mean()), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
+def paired_difference(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max",
+                      resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Robust accuracy of pooling ``a`` minus pooling ``b``, paired by seed and test image, per group of
+    ``by``, from the ``robust_images`` column of ``robust_table``.
+
+    The 95% interval resamples seeds and test images together (a two-level bootstrap), so it carries
+    both the seed-to-seed spread and the sampling error of a finite test set. Models marked masked
+    (``masked`` column) are left out, with their seeds; ``verdict`` says whether the difference is
+    beyond the interval, or why there is none.
+    """
     rows = []
     for key, part in table.groupby(by, sort=False):
-        wide = part.pivot_table(index="seed", columns="pool", values=value)
+        head = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        masked = part[part.get("masked", pd.Series(False, index=part.index)).fillna(False).astype(bool)]
+        clean = part.drop(masked.index)
+        wide = clean.pivot_table(index="seed", columns="pool", values="robust_images", aggfunc="first")
         if not {a, b} <= set(wide.columns):
+            rows.append({**head, "seeds": 0, f"{a}_minus_{b}": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
+                         "masked_models": len(masked),
+                         "verdict": f"no verdict: no unmasked {a}/{b} pair ({len(masked)} masked models left out)"})
             continue
-        mean, lo, hi = _t_interval(wide[a] - wide[b])
+        wide = wide[[a, b]].dropna()
+        flags = {p: np.array([[c == "r" for c in s] for s in wide[p]]) for p in (a, b)}
+        mean, lo, hi = _bootstrap_difference(flags[a], flags[b], resamples, seed)
         if lo > 0:
-            verdict = f"{a} higher, beyond the spread over seeds"
+            verdict = f"{a} higher, beyond the interval"
         elif hi < 0:
-            verdict = f"{b} higher, beyond the spread over seeds"
+            verdict = f"{b} higher, beyond the interval"
         else:
-            verdict = "no difference beyond the spread over seeds"
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "seeds": len(wide.dropna()),
-                     f"{a}_minus_{b}": mean, "ci_lo": lo, "ci_hi": hi, "verdict": verdict})
+            verdict = "no difference beyond the interval"
+        rows.append({**head, "seeds": len(wide), f"{a}_minus_{b}": mean, "ci_lo": lo, "ci_hi": hi,
+                     "masked_models": len(masked), "verdict": verdict})
     return pd.DataFrame(rows)

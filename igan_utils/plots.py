@@ -84,15 +84,57 @@ def adversarial_examples(clean: torch.Tensor, adv: torch.Tensor, pred_clean: Seq
     return fig
 
 
-def robustness_curves(curves: pd.DataFrame) -> plt.Figure:
-    """Robust accuracy against ε; columns dataset, eps, robust_acc, pool, training (mean and 95%
-    interval over seeds when there are several)."""
+def masked_label(table: pd.DataFrame, column: str = "training") -> pd.Series:
+    """``column`` with " (masked)" appended for the rows of models flagged by the masking checks."""
+    masked = table["masked"].fillna(False).astype(bool) if "masked" in table else False
+    return table[column].astype(str).where(~masked, table[column].astype(str) + " (masked)")
+
+
+def robustness_curves(curves: pd.DataFrame, *, attack: str = "") -> plt.Figure:
+    """Robust accuracy against ε; columns dataset, eps, robust_acc, pool, training and optionally
+    masked (mean and 95% interval over seeds when there are several). ``attack`` names the attack."""
+    curves = curves.assign(training=masked_label(curves))
     grid = sns.relplot(curves, kind="line", x="eps", y="robust_acc", hue="pool", style="training",
                        col="dataset", marker="o", palette=POOL_COLORS, errorbar=("ci", 95),
                        height=3.2, aspect=1.3, facet_kws={"sharex": False})
     grid.set_axis_labels("ε (L∞)", "robust accuracy")
     grid.set(ylim=(-0.02, 1.02))
+    if attack:
+        grid.figure.suptitle(f"attack: {attack}", fontsize=10, y=1.03)
     return grid.figure
+
+
+def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str = "") -> plt.Figure:
+    """One point per model (seed) of ``value`` by training and pooling, one panel per dataset
+    (column ``data``); models flagged ``masked`` are drawn hollow. Bars: mean over unmasked seeds."""
+    datasets = list(dict.fromkeys(table["data"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        part = table[table["data"] == ds]
+        trainings = list(dict.fromkeys(part["training"]))
+        pools = list(dict.fromkeys(part["pool"]))
+        for i, training in enumerate(trainings):
+            for j, pool in enumerate(pools):
+                rows = part[(part["training"] == training) & (part["pool"] == pool)]
+                masked = rows["masked"].fillna(False).astype(bool) if "masked" in rows else pd.Series(False, index=rows.index)
+                x = i + (j - (len(pools) - 1) / 2) * 0.3
+                jitter = np.linspace(-0.05, 0.05, len(rows)) if len(rows) > 1 else np.zeros(1)
+                color = POOL_COLORS.get(pool)
+                ax.scatter(x + jitter[~masked.values], rows[value][~masked.values], color=color, s=22,
+                           label=pool if i == 0 else None, zorder=3)
+                ax.scatter(x + jitter[masked.values], rows[value][masked.values], facecolors="none",
+                           edgecolors=color, s=22, label=f"{pool} (masked)" if i == 0 and masked.any() else None,
+                           zorder=3)
+                if (~masked).any():
+                    ax.hlines(rows[value][~masked.values].mean(), x - 0.12, x + 0.12, color=color, lw=2)
+        ax.set_xticks(range(len(trainings)), trainings)
+        ax.set_ylabel(value.replace("_", " "))
+        ax.set_title(ds, fontsize=10)
+        ax.legend(fontsize=8)
+    if attack:
+        fig.suptitle(f"attack: {attack}", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def image_table(images: Sequence[Sequence[torch.Tensor]], *, row_labels: Sequence[str],
@@ -137,7 +179,7 @@ def per_tap(frame: pd.DataFrame, metrics: Sequence[str], *, hue: str = "pool", t
     return grid.figure
 
 
-def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool") -> plt.Figure:
+def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
     """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
     panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...)."""
     judges = list(dict.fromkeys(table["judge"]))
@@ -158,5 +200,7 @@ def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool") -
         ax.set_title(f"judge: {judge}", fontsize=10)
     axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
     axes[0, -1].legend(title=hue)
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

@@ -104,7 +104,14 @@ PARAMS: dict[str, Param] = {
     "eval_steps": Param(int, "PGD steps in evaluation (None: reference)", optional=True, minimum=1),
     "restarts": Param(int, "PGD random restarts in evaluation", minimum=1),
     "eval_size": Param(int, "test images attacked in evaluation", minimum=1),
-    "check_size": Param(int, "test images attacked by the strength checks", minimum=1),
+    "aa_attacks": Param(str, "AutoAttack attacks of the evaluation, run in order after the PGD screen",
+                        is_list=True, choices=("apgd-ce", "apgd-t", "fab-t", "square")),
+    "aa_iters": Param(int, "iterations of APGD-CE and APGD-T", minimum=1),
+    "aa_targets": Param(int, "target classes of APGD-T and FAB-T", minimum=1),
+    "aa_queries": Param(int, "queries of the black-box Square attack", minimum=1),
+    "large_eps": Param(float, "radius at which accuracy must have collapsed (None: reference)",
+                       optional=True, positive=True),
+    "check_size": Param(int, "test images of the ε curves and of the judge's masking checks", minimum=1),
     "eps_grid": Param(float, "radii of the robust-accuracy curves (None: reference)", is_list=True,
                       optional=True, minimum=0),
     # InterpretGAN
@@ -134,19 +141,20 @@ PARAMS: dict[str, Param] = {
 
 _COMMON = ["data_dir", "train_size", "val_size", "test_size", "split_seed", "pools", "seeds",
            "epochs", "adv_epochs", "adv_method", "train_steps", "batch_size", "lr", "eps"]
-_ATTACK = ["eval_steps", "restarts", "eval_size"]
+_ATTACK = ["eval_steps", "restarts", "eval_size", "aa_attacks", "aa_iters", "aa_targets", "aa_queries",
+           "large_eps", "check_size"]
 _GAN = ["taps", "gan_steps", "gan_batch_size", "gan_lr", "gan_width", "lambda_adv", "lambda_cls",
         "lambda_lat", "lambda_rec"]
 
 NOTEBOOK_PARAMS: dict[str, list[str]] = {
     "01_classification": ["datasets", *_COMMON, "results_path"],
-    "02_adversarial": ["datasets", *_COMMON, *_ATTACK, "eps_grid", "check_size", "n_examples",
+    "02_adversarial": ["datasets", *_COMMON, *_ATTACK, "eps_grid", "n_examples",
                        "results_path"],
     "03_interpretation": ["datasets", *_COMMON, *_ATTACK, *_GAN, "eps_grid", "n_examples",
                           "inversion_steps", "results_path"],
     "04_diagnosis": ["datasets", *_COMMON, *_ATTACK, *_GAN, "judges", "decoder_steps", "diag_size",
                      "bootstrap", "results_path"],
-    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "sweep_seeds",
+    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "bootstrap", "sweep_seeds",
                   "sweep_workers", "sweep_scheduler", "results_path"],
     "robustness_point": ["dataset", "pool", "seed",
                          *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "results_path"],
@@ -156,7 +164,8 @@ _BASE = {
     "datasets": ["mnist"], "dataset": "mnist", "data_dir": None, "split_seed": 0,
     "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0,
     "adv_method": "pgd", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
-    "eval_steps": None, "eps_grid": None, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
+    "eval_steps": None, "eps_grid": None, "large_eps": None,
+    "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
     "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
     "results_path": None,
@@ -166,40 +175,46 @@ PROFILES: dict[str, dict[str, Any]] = {
     # CI and nbval: a few hundred images, every code path, seconds per chapter.
     "smoke": {**_BASE, "train_size": 1000, "val_size": 100, "test_size": 200, "epochs": 2,
               "adv_epochs": 1, "train_steps": 2, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
+              "aa_iters": 5, "aa_targets": 2, "aa_queries": 20,
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
               "sweep_seeds": [0, 1]},
     # A laptop: MNIST(-10k offline), few epochs, cheap (3-step PGD) adversarial training.
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
-              "adv_epochs": 4, "train_steps": 3, "restarts": 2, "eval_size": 200, "check_size": 150, "gan_steps": 150,
+              "adv_epochs": 4, "train_steps": 3, "restarts": 2, "eval_size": 1000, "check_size": 200,
+              "aa_targets": 3, "aa_queries": 1000, "gan_steps": 150,
               "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 100,
-              "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2]},
+              "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2, 3, 4]},
     # A GPU: full MNIST and CIFAR-10 with the reference (Madry) settings.
     "paper": {**_BASE, "datasets": ["mnist", "cifar10"], "train_size": None, "val_size": 1000,
               "test_size": None, "seeds": [0, 1, 2], "epochs": 20, "adv_epochs": 40, "adv_method": "pgd",
-              "batch_size": 128, "lr": 1e-3, "restarts": 5, "eval_size": 10000, "check_size": 1000, "gan_steps": 5000,
+              "batch_size": 128, "lr": 1e-3, "restarts": 5, "eval_size": 10000, "check_size": 1000,
+              "aa_attacks": ["apgd-ce", "apgd-t", "fab-t", "square"], "aa_targets": 9, "aa_queries": 5000,
+              "gan_steps": 5000,
               "gan_batch_size": 128, "n_examples": 8, "inversion_steps": 1000, "decoder_steps": 3000,
               "diag_size": 2000, "bootstrap": 2000, "sweep_seeds": [0, 1, 2, 3, 4]},
 }
 
 # Reference threat models (Madry et al.'s public settings, DESIGN.md). One deliberate change: MNIST
 # evaluation steps 2.5ε/40 instead of the published 0.01, whose path (40 × 0.01 = 1.33ε) is too short
-# to converge on our models (chapter 2's strength checks show the published step's accuracy).
+# to converge on our models (measured in the first build: 91.3 % against 87.3 % robust accuracy, max pool).
+# The PGD step only matters for our screen and for training: the quoted numbers are AutoAttack's.
 REFERENCE: dict[str, dict[str, Any]] = {
     "mnist": {"arch": "small_cnn", "eps": 0.3, "train_steps": 40, "train_step_size": 0.01,
-              "eval_steps": 40, "eval_step_size": 2.5 * 0.3 / 40, "published_eval_step_size": 0.01,
-              "eps_grid": [0.0, 0.1, 0.2, 0.3, 0.4]},
+              "eval_steps": 40, "eval_step_size": 2.5 * 0.3 / 40,
+              "eps_grid": [0.0, 0.1, 0.2, 0.3, 0.4], "large_eps": 0.5},
     "cifar10": {"arch": "cifar_cnn", "eps": 8 / 255, "train_steps": 10, "train_step_size": 2 / 255,
-                "eval_steps": 20, "eval_step_size": 2 / 255, "published_eval_step_size": 2 / 255,
-                "eps_grid": [e / 255 for e in (0, 2, 4, 8, 12, 16)]},
+                "eval_steps": 20, "eval_step_size": 2 / 255,
+                "eps_grid": [e / 255 for e in (0, 2, 4, 8, 12, 16)], "large_eps": 64 / 255},
 }
 
 
 class Params(Mapping):
     """Read-only parameter set with attribute access (``P.eps``)."""
 
-    def __init__(self, notebook: str, profile: str, values: dict[str, Any]):
+    def __init__(self, notebook: str, profile: str, values: dict[str, Any], changed: tuple[str, ...] = ()):
         self._notebook, self._profile, self._values = notebook, profile, dict(values)
+        self._changed = tuple(changed)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -220,6 +235,22 @@ class Params(Mapping):
     @property
     def profile(self) -> str:
         return self._profile
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """The parameters whose value differs from the profile's."""
+        return {name: self._values[name] for name in self._changed}
+
+    def summary(self) -> str:
+        """One line: the profile and the parameters that differ from it."""
+        changed = ", ".join(f"{k} = {v!r}" for k, v in self.changed.items()) or "none"
+        return f"Profile {self._profile!r}; parameters that differ from it: {changed}."
+
+    def _repr_markdown_(self) -> str:
+        """In a notebook: the one-line summary, with the full set folded below it."""
+        rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in self._values.items())
+        return (f"{self.summary()}\n\n<details><summary>All {len(self)} parameters</summary>\n\n"
+                f"| parameter | value |\n| --- | --- |\n{rows}\n\n</details>")
 
     def __repr__(self) -> str:
         rows = "\n".join(f"  {k} = {v!r}" for k, v in self._values.items())
@@ -242,7 +273,9 @@ def resolve(notebook: str, profile: str = "smoke", **overrides: Any) -> Params:
                          f"valid: {', '.join(sorted(names))}")
     values = {name: PARAMS[name].check(name, overrides.get(name, PROFILES[profile][name]))
               for name in names}
-    return Params(notebook, profile, values)
+    changed = tuple(name for name in names if name in overrides
+                    and values[name] != PARAMS[name].check(name, PROFILES[profile][name]))
+    return Params(notebook, profile, values, changed)
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -279,11 +312,9 @@ def attack_settings(params: Mapping[str, Any], dataset: str, *, training: bool =
     return {"eps": eps, "steps": steps, "step_size": path_per_eps * eps / steps}
 
 
-def published_step_size(params: Mapping[str, Any], dataset: str) -> float:
-    """The evaluation step size of the published reference, scaled like ``attack_settings``."""
-    ref = REFERENCE[dataset]
-    ours = attack_settings(params, dataset)
-    return ours["step_size"] * ref["published_eval_step_size"] / ref["eval_step_size"]
+def large_eps(params: Mapping[str, Any], dataset: str) -> float:
+    """Radius at which every model's accuracy must have collapsed (a masking check)."""
+    return params.get("large_eps") or REFERENCE[dataset]["large_eps"]
 
 
 def eps_grid(params: Mapping[str, Any], dataset: str) -> list[float]:

@@ -89,6 +89,7 @@ def test_same_seed_same_attack(natural_model, test_batch):
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"restarts": 0}, "restarts must be an integer >= 1"),
     ({"step_size": 0.0}, "step_size must be > 0"),
+    ({"x": torch.full((4, 1, 28, 28), float("nan"))}, "x contains 3136 NaN or infinite values"),
 ])
 def test_bad_input_is_a_clear_value_error(kwargs, message):
     model = models.small_cnn()
@@ -103,10 +104,39 @@ def test_fgsm_rejects_bad_input_too():
         attacks.fgsm(models.small_cnn(), torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), -1.0)
 
 
+def test_eps_of_the_wrong_type_is_a_type_error_naming_it():
+    x, y = torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)
+    for bad in ("0.3", None, True):
+        with pytest.raises(TypeError, match="eps must be a number"):
+            attacks.pgd(models.small_cnn(), x, y, bad)
+
+
+class _Wrapped(torch.nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.inner, self.kind, self.calls = models.small_cnn(), kind, 0
+
+    def forward(self, x):
+        self.calls += 1
+        logits = self.inner(x)
+        return (logits, x) if self.kind == "tuple" else {"logits": logits}
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict"])
+def test_a_model_that_does_not_return_logits_is_refused_at_its_first_call(kind):
+    model = _Wrapped(kind)
+    x, y = torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)
+    for attack in (lambda: attacks.pgd(model, x, y, 0.1), lambda: attacks.robust_accuracy(model, x, y, eps=0.1)):
+        model.calls = 0
+        with pytest.raises(TypeError, match="must return a logits tensor.*wrap it"):
+            attack()
+        assert model.calls == 1  # refused at the first forward pass, before any attack step
+
+
 def test_agrees_with_torchattacks(natural_model, test_batch):
-    from igan_utils.evaluation import torchattacks_accuracy
+    import torchattacks
 
     x, y = test_batch
     ours = attacks.robust_accuracy(natural_model, x, y, eps=0.05, steps=20, step_size=0.005, seed=0).robust
-    theirs = torchattacks_accuracy(natural_model, x, y, eps=0.05, steps=20, step_size=0.005)
+    theirs = attacks.accuracy(natural_model, torchattacks.PGD(natural_model, eps=0.05, alpha=0.005, steps=20)(x, y), y)
     assert abs(ours - theirs) <= 0.03, (ours, theirs)  # 200 images: 3 points is 6 images

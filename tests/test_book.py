@@ -4,10 +4,13 @@ import html as html_module
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 
 from igan_utils import book
 
@@ -36,10 +39,16 @@ def test_unknown_parameter_fails_before_any_notebook_runs(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_smoke_book_builds_and_links_every_chapter_with_its_figures(mnist_dir):
+@pytest.fixture(scope="module")
+def smoke_book(mnist_dir) -> Path:
+    """The smoke book, executed and built as a user does it; its HTML folder."""
     result = _run_book("--profile", "smoke", env={"IGAN_DATA_DIR": str(mnist_dir)})
     assert result.returncode == 0, result.stderr[-3000:]
-    html = ROOT / "_build" / "html"
+    return ROOT / "_build" / "html"
+
+
+def test_smoke_book_builds_and_links_every_chapter_with_its_figures(smoke_book):
+    html = smoke_book
     assert (html / "index.html").exists()
     intro = (html / "book" / "intro.html").read_text()
     for notebook in book.chapters(ROOT):
@@ -59,3 +68,56 @@ def test_smoke_book_builds_and_links_every_chapter_with_its_figures(mnist_dir):
     assert sentence in (html / "book" / "results.html").read_text()
     report = (ROOT / "book" / "executed" / "run_report.md").read_text()
     assert "Profile `smoke`" in report and all(nb.stem in report for nb in book.chapters(ROOT))
+
+
+def _toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
+
+
+def test_the_book_renders_in_a_real_browser_with_no_network(smoke_book):
+    """Headless Chromium, networking off: every page loads, every image has loaded, the method page's
+    math is typeset (no raw TeX left), and the static explorer redraws when a control changes."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        context = browser.new_context(offline=True)
+        requested = []
+        context.on("request", lambda request: requested.append(request.url))
+        page = context.new_page()
+        for name in _toc_pages():
+            response = page.goto((smoke_book / f"{name}.html").as_uri(), wait_until="load")
+            assert response is not None and response.ok, name
+            broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+                                   ".map(i => i.src.slice(0, 80))")
+            assert not broken, f"{name}: images that did not load: {broken}"
+            assert "Traceback" not in page.inner_text("main"), name
+
+        page.goto((smoke_book / "book" / "method.html").as_uri(), wait_until="load")
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
+        page.evaluate("MathJax.startup.promise")
+        assert page.locator("mjx-container").count() >= 5, "MathJax typeset no equation"
+        text = page.inner_text("main")
+        assert "\\[" not in text and "\\(" not in text and "\\varepsilon" not in text, "raw TeX left on the method page"
+
+        page.goto((smoke_book / "book" / "executed" / "03_interpretation.html").as_uri(), wait_until="load")
+        explorer = page.locator(".igan-explorer").first
+        sources = lambda: [img.get_attribute("src") for img in explorer.locator("img").all()]
+        everything = sources()
+        explorer.locator("select[name=tap]").select_option(index=1)  # one tap: input and that tap, twice
+        one_tap = sources()
+        assert len(one_tap) == 4 < len(everything)
+        explorer.locator("input[name=eps]").evaluate("e => { e.value = 0; e.dispatchEvent(new Event('input')); }")
+        assert explorer.locator(".explorer-eps").inner_text() == "0"
+        assert sources() != one_tap and sources()[:2] == sources()[2:], "at ε = 0 the twin is the clean image"
+        before = sources()
+        explorer.locator("select[name=model]").select_option(index=1)
+        assert sources() != before, "the explorer did not redraw for the other model"
+        browser.close()
+    outside = [url for url in requested if not url.startswith(("file:", "data:"))]
+    assert not outside, f"the book asked the network for {outside[:5]}"

@@ -24,14 +24,17 @@ def test_every_chapter_step_runs_on_cifar10(cifar_dir, tmp_path):
     assert attack["step_size"] == pytest.approx(0.5 * (20 * 2 / 255) / (8 / 255) / 10)  # CIFAR path ratio
 
     x, y = splits.test.tensors()
-    robust = evaluation.robust_table(trained, x, y, restarts=1, store=store, **attack)  # chapter 2
+    ensemble = evaluation.ensemble_for(P, "cifar10")  # chapter 2: AutoAttack standard + PGD screen
+    assert ensemble.attacks == ("apgd-ce", "apgd-t", "fab-t", "square")
+    ensemble = evaluation.Ensemble(ensemble.attacks, apgd_iters=3, targets=2, square_queries=5,
+                                   pgd_steps=ensemble.pgd_steps, pgd_step_size=ensemble.pgd_step_size)
+    robust = evaluation.robust_table(trained, x, y, eps=attack["eps"], ensemble=ensemble, store=store)
     assert (robust["robust_acc"] <= robust["clean_acc"]).all()
     natural = next(m for m in trained if m.config.method == "natural")
     adversarial = next(m for m in trained if m.config.method == "pgd")
-    checks = evaluation.strength_checks(adversarial, natural, x, y, restarts=1, large_eps=2 * attack["eps"],
-                                        published_step_size=profiles.published_step_size(P, "cifar10"),
-                                        store=store, **attack)
-    assert len(checks) == 6
+    checks = evaluation.masking_checks(adversarial, x, y, eps=attack["eps"], large_eps=profiles.large_eps(P, "cifar10"),
+                                       ensemble=ensemble, store=store)
+    assert len(checks) == 4
 
     gan = interpretgan.GanConfig(steps=P.gan_steps, batch_size=P.gan_batch_size)  # chapter 3
     found = interpretgan.interpreters_for(natural, P.taps, splits.train, gan, store=store, progress=False)

@@ -68,10 +68,19 @@ def test_attack_settings_follow_the_reference_and_keep_the_path_ratio():
     paper = profiles.resolve("02_adversarial", "paper")
     # MNIST evaluation: a path of 2.5ε (40 × 0.01875), not the published 40 × 0.01 (see REFERENCE)
     assert profiles.attack_settings(paper, "mnist") == {"eps": 0.3, "steps": 40, "step_size": pytest.approx(0.01875)}
-    assert profiles.published_step_size(paper, "mnist") == pytest.approx(0.01)
+    assert profiles.large_eps(paper, "mnist") == 0.5
     short = profiles.attack_settings(smoke, "mnist")
     assert short["steps"] == 5 and short["steps"] * short["step_size"] == pytest.approx(2.5 * 0.3)
     assert profiles.attack_settings(paper, "mnist", training=True)["step_size"] == pytest.approx(0.01)
     cifar = profiles.attack_settings(paper, "cifar10", training=True)
     assert cifar == {"eps": pytest.approx(8 / 255), "steps": 10, "step_size": pytest.approx(2 / 255)}
     assert profiles.attack_settings(paper, "mnist", eps=0.15)["step_size"] == pytest.approx(0.01875 / 2)
+
+
+def test_a_chapter_shows_one_line_with_the_profile_and_what_differs_from_it():
+    P = profiles.resolve("02_adversarial", "quick", eps=0.2, eval_size="1000")  # 1000 is quick's own value
+    assert P.changed == {"eps": 0.2}
+    assert P.summary() == "Profile 'quick'; parameters that differ from it: eps = 0.2."
+    folded = P._repr_markdown_()
+    assert folded.startswith(P.summary()) and "<details>" in folded and "| `eval_size` | `1000` |" in folded
+    assert profiles.resolve("02_adversarial", "smoke").summary().endswith("differ from it: none.")

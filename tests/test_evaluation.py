@@ -1,0 +1,142 @@
+"""AutoAttack evaluation and gradient-masking checks: a model built to mask gradients must be
+flagged, a plain one must not; the worst case only ever lowers accuracy; intervals and verdicts."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from igan_utils import evaluation, training
+from igan_utils.store import Store
+
+SMALL = evaluation.Ensemble(("apgd-ce", "apgd-t", "square"), apgd_iters=10, targets=2, square_queries=300,
+                            pgd_steps=10, pgd_step_size=0.025)
+CONFIG = training.TrainConfig(dataset="mnist", arch="small_cnn", pool="max", seed=0, method="natural",
+                              epochs=1, batch_size=50, lr=5e-3)
+
+
+class Quantised(nn.Module):
+    """The same classifier behind a rounding of its input to 5 grey levels: zero gradients almost
+    everywhere, and no robustness at all to an attack that does not need them (masking by design)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 4) / 4)
+
+
+def _checks(model, x, y, tmp_path, eps):
+    trained = training.TrainedModel(model, CONFIG, [], 0.0)
+    return evaluation.masking_checks(trained, x, y, eps=eps, large_eps=0.5, ensemble=SMALL,
+                                     store=Store(tmp_path)).set_index("check")
+
+
+def test_a_model_that_masks_its_gradients_is_flagged(natural_model, test_batch, tmp_path):
+    x, y = (t[:60] for t in test_batch)
+    checks = _checks(Quantised(natural_model), x, y, tmp_path, eps=0.1)
+    assert not checks.loc["black-box vs white-box", "passed"]  # Square beats the stalled white-box attacks
+    assert not checks.loc["AutoAttack's flags", "passed"]
+    assert "zero gradient" in checks.loc["AutoAttack's flags", "detail"]
+    assert evaluation.masked_models(checks.reset_index()) == {CONFIG.label}
+
+
+def test_a_plain_model_passes_every_check(natural_model, test_batch, tmp_path):
+    x, y = (t[:60] for t in test_batch)
+    checks = _checks(natural_model, x, y, tmp_path, eps=0.1)
+    assert checks["passed"].all(), checks[["accuracy", "baseline_accuracy", "detail"]]
+
+
+def test_the_worst_case_only_lowers_accuracy_and_every_example_is_valid(natural_model, test_batch):
+    x, y = (t[:30] for t in test_batch)
+    result = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
+    values = list(result.after.values())
+    assert list(result.after) == ["clean", "pgd", "apgd-ce", "apgd-t", "square"]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert not (result.robust & ~result.clean).any()
+    assert result.accuracy == values[-1] and set(result.seconds) == set(SMALL.order)
+    # each attack of AutoAttack alone is no stronger than the ensemble
+    for name in SMALL.attacks:
+        alone = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL.only(name))
+        assert alone.accuracy >= result.accuracy
+
+
+def test_the_global_random_state_is_left_alone(natural_model, test_batch):
+    x, y = (t[:20] for t in test_batch)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=dataclasses.replace(
+        SMALL.only("apgd-ce", "square"), apgd_iters=3, square_queries=20))
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda x: (x, 0.1), TypeError, "eps must be a number"),
+    (lambda x: (x * float("nan"), 0.1), ValueError, "NaN or infinite"),
+    (lambda x: (x + 1, 0.1), ValueError, "x must lie in \\[0, 1\\]"),
+    (lambda x: (x, 0.0), ValueError, "eps must be > 0"),
+])
+def test_bad_input_is_refused_before_any_attack(natural_model, test_batch, make, error, message):
+    x, y = (t[:4] for t in test_batch)
+    x, eps = make(x)
+    eps = "0.1" if error is TypeError else eps
+    with pytest.raises(error, match=message):
+        evaluation.worst_case(natural_model, x, y, eps=eps, ensemble=SMALL)
+
+
+def test_a_model_returning_a_tuple_is_refused(natural_model, test_batch):
+    class Pair(nn.Module):
+        def forward(self, x):
+            return natural_model(x), x
+
+    x, y = (t[:4] for t in test_batch)
+    with pytest.raises(TypeError, match="must return a logits tensor"):
+        evaluation.worst_case(Pair(), x, y, eps=0.1, ensemble=SMALL)
+
+
+def test_ensemble_names_and_validation():
+    assert evaluation.Ensemble().name == "AutoAttack standard"
+    assert SMALL.name == "AutoAttack (APGD-CE-10, APGD-T×2, Square-300) + PGD-10×1"
+    assert SMALL.only("square").order == ("square",)
+    with pytest.raises(ValueError, match="unknown or no attacks"):
+        evaluation.Ensemble(("apgd-ce", "deepfool"))
+
+
+def _study(avg: list[str], max_: list[str], masked_avg=(False,) * 5) -> pd.DataFrame:
+    rows = [{"data": "d", "training": "pgd", "pool": pool, "seed": s, "robust_images": flags,
+             "masked": masked_avg[s] if pool == "avg" else False, "model": f"{pool}/pgd/s{s}"}
+            for pool, column in (("avg", avg), ("max", max_)) for s, flags in enumerate(column)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_combines_seeds_and_test_images():
+    rng = np.random.default_rng(0)
+    strings = lambda p: ["".join("r" if v else "x" for v in rng.random(400) < p) for _ in range(5)]
+    better = evaluation.paired_difference(_study(strings(0.8), strings(0.6)), ["data", "training"]).iloc[0]
+    assert better["verdict"] == "avg higher, beyond the interval" and 0.15 < better["avg_minus_max"] < 0.25
+    same = evaluation.paired_difference(_study(strings(0.7), strings(0.7)), ["data", "training"]).iloc[0]
+    assert same["verdict"] == "no difference beyond the interval" and same["ci_lo"] < 0 < same["ci_hi"]
+    # the interval over test images is wider with fewer images, at the same seeds
+    few = evaluation.paired_difference(_study([s[:50] for s in strings(0.7)], [s[:50] for s in strings(0.7)]),
+                                       ["data", "training"]).iloc[0]
+    assert few["ci_hi"] - few["ci_lo"] > same["ci_hi"] - same["ci_lo"]
+
+
+def test_masked_models_are_left_out_of_the_verdict():
+    table = _study(["r" * 10] * 5, ["x" * 10] * 5, masked_avg=(True,) * 5)
+    row = evaluation.paired_difference(table, ["data", "training"]).iloc[0]
+    assert row["seeds"] == 0 and row["masked_models"] == 5 and row["verdict"].startswith("no verdict")
+    partly = evaluation.paired_difference(_study(["r" * 10] * 5, ["x" * 10] * 5, masked_avg=(True, False, False, False, False)),
+                                          ["data", "training"]).iloc[0]
+    assert partly["seeds"] == 4 and partly["masked_models"] == 1
+
+
+def test_mark_masked():
+    checks = pd.DataFrame({"model": ["a", "a", "b"], "passed": [True, False, True]})
+    table = evaluation.mark_masked(pd.DataFrame({"model": ["a", "b", "c"]}), checks)
+    assert table["masked"].tolist()[:2] == [True, False] and pd.isna(table["masked"].iloc[2])
