@@ -57,6 +57,14 @@ def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def check_labels(y: torch.Tensor, n_classes: int) -> None:
+    """Labels must index the model's ``n_classes`` logits: else a ValueError saying which do not."""
+    bad = (y < 0) | (y >= n_classes)
+    if bool(bad.any()):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1} (the model returns {n_classes} logits), but "
+                         f"{int(bad.sum())} do not, e.g. {sorted(set(y[bad].tolist()))[:5]}")
+
+
 def check_eps(eps, name: str = "eps") -> float:
     """``eps`` as a float, or a TypeError/ValueError naming ``name``."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
@@ -285,7 +293,9 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
         for i in bar:
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             with torch.no_grad():
-                right = logits_of(model, xb).argmax(1) == yb
+                logits = logits_of(model, xb)
+            check_labels(yb, logits.shape[1])
+            right = logits.argmax(1) == yb
             correct += right.sum()
             if eps == 0:
                 robust += right.sum()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 import torchvision
 
@@ -28,6 +29,10 @@ _DOWNLOAD_TIMEOUT_S = 20
 
 class DataNotFoundError(FileNotFoundError):
     """A dataset is missing from the data directory and could not be downloaded."""
+
+
+class DataCorruptError(ValueError):
+    """A dataset's files are there but truncated or not what they should be."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,12 +150,55 @@ def _load(name: str, train: bool, root: Path, download: bool) -> ImageSet:
     return ImageSet(name, images.contiguous(), labels, classes)
 
 
+def _idx_problem(path: Path) -> str | None:
+    """Why an MNIST idx file is unusable (truncated, or not idx at all), or None if it is whole."""
+    data = path.read_bytes()
+    if len(data) < 8 or data[:2] != b"\x00\x00" or data[2] != 0x08 or not 1 <= data[3] <= 3:
+        return f"{path} is not an idx file (its first bytes are {data[:4].hex() or 'missing'})"
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+    expected = 4 + 4 * len(dims) + int(np.prod(dims))
+    if len(data) != expected:
+        return (f"{path} is {'truncated' if len(data) < expected else 'longer than its header says'}: "
+                f"{len(data):,} bytes, expected {expected:,} for {' × '.join(map(str, dims))} values")
+    return None
+
+
+def _check_files(name: str, train: bool, root: Path, cls) -> None:
+    """Raise DataCorruptError (naming the file) when the dataset's files are there but unusable."""
+    if name == "mnist":
+        raw = root / "MNIST" / "raw"
+        stem = "train" if train else "t10k"
+        for path in (raw / f"{stem}-images-idx3-ubyte", raw / f"{stem}-labels-idx1-ubyte"):
+            problem = path.exists() and _idx_problem(path)
+            if problem:
+                raise DataCorruptError(f"{problem}. Replace it with the official file (or delete it to "
+                                       f"download again); nothing was trained on it.")
+    else:
+        from torchvision.datasets import cifar  # the check torchvision's loader itself makes
+
+        folder = root / cls.base_folder
+        for file, md5 in (cls.train_list if train else cls.test_list) + [[cls.meta["filename"], cls.meta["md5"]]]:
+            path = folder / file
+            if path.exists() and not cifar.check_integrity(str(path), md5):
+                raise DataCorruptError(f"{path} does not match the official CIFAR-10 file (md5 {md5}): it is "
+                                       f"corrupt or not CIFAR-10. Replace {folder} with the official "
+                                       f"cifar-10-batches-py folder (or delete it to download again).")
+
+
 def _open(name: str, train: bool, root: Path, download: bool):
     cls = _TORCHVISION[name]
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"the data directory {root} is a file, not a folder: set {DATA_ENV_VAR} "
+                                 f"(or data_dir=...) to the folder that holds {_LAYOUT[name]}")
+    _check_files(name, train, root, cls)
     try:
         return cls(str(root), train=train, download=False)
     except RuntimeError as missing:
         reason = f"the files are missing ({missing})"
+    except Exception as unreadable:  # present, but not what torchvision can read
+        raise DataCorruptError(f"{name.upper()} in {root} could not be read "
+                               f"({type(unreadable).__name__}: {unreadable}); its files are corrupt or "
+                               f"not {name.upper()}. Replace them with the official files.") from None
     if download:
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)

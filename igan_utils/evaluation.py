@@ -111,7 +111,19 @@ class WorstCase:
 
     @property
     def accuracy(self) -> float:
-        return self.robust.float().mean().item()
+        return _fraction(self.robust)
+
+
+def _fraction(flags: torch.Tensor) -> float:
+    """Exact fraction of True in ``flags`` (a float32 mean is off in the 8th digit, which decides
+    comparisons at a threshold)."""
+    return int(flags.sum()) / max(len(flags), 1)
+
+
+def _accuracies_after(clean: torch.Tensor, broken_by: torch.Tensor, order) -> dict[str, float]:
+    """Accuracy on clean images, then after each attack of ``order`` (the ensemble's run)."""
+    return {"clean": _fraction(clean),
+            **{name: _fraction(clean & ((broken_by > i) | (broken_by == len(order)))) for i, name in enumerate(order)}}
 
 
 class _Flags(logging.Handler):
@@ -175,12 +187,13 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         head = slice(0, batch_size)
         checks.check_randomized(model, x[head], y[head], logger=flags.logger)
         n_classes = checks.check_range_output(model, x[head], logger=flags.logger)
+        attacks.check_labels(y, n_classes)
         checks.check_dynamic(model, x[head], False, logger=flags.logger)
         checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
                                logger=flags.logger)
         robust = clean.clone()
         broken_by = torch.where(clean, len(ensemble.order), -1)
-        after, seconds = {"clean": clean.float().mean().item()}, {}
+        seconds = {}
         runners = _runners(model, eps, ensemble, seed, x.device, flags.logger)
         label = progress if isinstance(progress, str) else "worst case"
         for position, (name, run) in enumerate(runners.items()):
@@ -196,8 +209,8 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
                     broken = (attacks.logits_of(model, adv).argmax(1) != y[idx]) & valid
                 robust[idx[broken]] = False
                 broken_by[idx[broken]] = position
-            after[name] = robust.float().mean().item()
             seconds[name] = time.perf_counter() - start
+        after = _accuracies_after(clean, broken_by, ensemble.order)
         checks.check_square_sr(after, logger=flags.logger)
     return WorstCase(clean, broken_by, after, seconds, flags.messages)
 
@@ -233,8 +246,9 @@ def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *
                 "seconds": result.seconds, "flags": result.flags}
     key = _cache_key(trained, x, y, eps=eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
     stored = store.get_or_create("worst_case", {**key, "v": 2}, compute, fmt="json")
-    return WorstCase(torch.tensor(stored["clean"]), torch.tensor(stored["broken_by"]), stored["after"],
-                     stored["seconds"], stored["flags"])
+    clean, broken_by = torch.tensor(stored["clean"]), torch.tensor(stored["broken_by"])
+    return WorstCase(clean, broken_by, _accuracies_after(clean, broken_by, ensemble.order), stored["seconds"],
+                     stored["flags"])
 
 
 def robust_table(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps: float,
@@ -307,7 +321,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
         large = worst_case(model, x, y, eps=large_eps, ensemble=ensemble.only("apgd-ce"), seed=seed,
                            progress=f"{label} large eps")
         messages = list(dict.fromkeys(chain.flags + large.flags))
-        white_acc, square_acc = white_robust.float().mean().item(), square_robust.float().mean().item()
+        white_acc, square_acc = _fraction(white_robust), _fraction(square_robust)
         tol = 1e-9  # accuracies are multiples of 1/n
         rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", square_acc, white_acc,
                  "Square alone >= white-box", square_acc >= white_acc - tol,
@@ -324,7 +338,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
         return rows
 
     key = {**_cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble),
-                        seed=seed), "what": "masking_checks/2"}
+                        seed=seed), "what": "masking_checks/3"}
     rows = store.get_or_create("masking_checks", key, compute, fmt="json")
     frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed",
                                         "detail"])

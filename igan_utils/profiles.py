@@ -179,9 +179,9 @@ PROFILES: dict[str, dict[str, Any]] = {
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
               "sweep_seeds": [0, 1]},
-    # A laptop: MNIST(-10k offline), few epochs, cheap (3-step PGD) adversarial training.
+    # A laptop: MNIST(-10k offline), few epochs, 10-step PGD adversarial training (chosen by AutoAttack).
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
-              "adv_epochs": 4, "train_steps": 3, "restarts": 2, "eval_size": 1000, "check_size": 200,
+              "adv_epochs": 4, "train_steps": 10, "restarts": 2, "eval_size": 1000, "check_size": 200,
               "aa_targets": 3, "aa_queries": 1000, "gan_steps": 150,
               "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 100,
               "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2, 3, 4]},
@@ -279,6 +279,7 @@ def resolve(notebook: str, profile: str = "smoke", **overrides: Any) -> Params:
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+_SEEN_NAME = "_igan_names_at_first_read"
 
 
 def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Params:
@@ -286,11 +287,18 @@ def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Params:
 
     Call it right after the parameters cell. Every public, non-module, non-callable global at that
     point is a parameter (from the parameters cell, or injected by ``papermill -p``); a value of
-    None in the parameters cell means "the profile's value".
+    None in the parameters cell means "the profile's value". The first call notes which globals
+    exist (in ``namespace``, which must be writable, e.g. ``globals()``), so that when the notebook
+    runs again in the same kernel ("Run All" twice in JupyterLab) the names its own cells defined
+    after the parameters are not taken for parameters.
     """
+    seen = namespace.get(_SEEN_NAME)
     given = {name: value for name, value in namespace.items()
              if not name.startswith("_") and name not in _IPYTHON_NAMES
-             and not isinstance(value, types.ModuleType) and not callable(value)}
+             and not isinstance(value, types.ModuleType) and not callable(value)
+             and (seen is None or name in seen)}
+    if seen is None and isinstance(namespace, dict):
+        namespace[_SEEN_NAME] = frozenset(namespace)
     profile = given.pop("profile", "smoke")
     overrides = {name: value for name, value in given.items() if value is not None}
     if not isinstance(profile, str):

@@ -100,6 +100,8 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
             torch.manual_seed(config.seed)
             model = models.build(config.arch, config.pool)
     model = model.to(device)
+    with torch.no_grad(), attacks.eval_mode(model):  # labels must fit the model before any training
+        attacks.check_labels(train.labels, attacks.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     first_epoch = 0

@@ -76,3 +76,44 @@ def test_unknown_dataset_and_split():
         data.load("imagenet")
     with pytest.raises(ValueError, match="split"):
         data.load("mnist", "validation")
+
+
+def _mnist_copy(mnist_dir, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (mnist_dir / "MNIST" / "raw").iterdir():
+        (raw / f.name).write_bytes(f.read_bytes())
+    return raw
+
+
+def test_a_truncated_mnist_file_is_named_with_its_expected_size(mnist_dir, tmp_path):
+    raw = _mnist_copy(mnist_dir, tmp_path)
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:100_000])
+    with pytest.raises(data.DataCorruptError, match=r"t10k-images-idx3-ubyte is truncated: 100,000 bytes, "
+                                                    r"expected 1,568,016 for 2000 × 28 × 28"):
+        data.load("mnist", "test", data_dir=tmp_path, download=False)
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"garbage!")
+    with pytest.raises(data.DataCorruptError, match="is not an idx file"):
+        data.load("mnist", "train", data_dir=tmp_path, download=False)
+
+
+def test_a_cifar_folder_of_garbage_is_reported_as_corrupt_not_missing(cifar_dir):
+    (cifar_dir / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(data.DataCorruptError, match="could not be read.*corrupt or not CIFAR10"):
+        data.load("cifar10", "train", data_dir=cifar_dir, download=False)
+
+
+def test_cifar_files_that_fail_the_official_checksum_are_named(tmp_path):
+    from conftest import write_cifar10
+
+    folder = write_cifar10(tmp_path / "cifar")  # generated files cannot match the official md5
+    with pytest.raises(data.DataCorruptError, match="data_batch_1 does not match the official CIFAR-10 file"):
+        data.load("cifar10", "train", data_dir=folder, download=False)
+
+
+def test_a_data_path_that_is_a_file_says_so(tmp_path):
+    file = tmp_path / "data.txt"
+    file.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        data.load("mnist", "train", data_dir=file, download=False)

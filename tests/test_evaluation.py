@@ -140,3 +140,26 @@ def test_mark_masked():
     checks = pd.DataFrame({"model": ["a", "a", "b"], "passed": [True, False, True]})
     table = evaluation.mark_masked(pd.DataFrame({"model": ["a", "b", "c"]}), checks)
     assert table["masked"].tolist()[:2] == [True, False] and pd.isna(table["masked"].iloc[2])
+
+
+def test_accuracies_are_exact_fractions_so_a_gap_at_the_threshold_passes():
+    # 171/200 - 165/200 is exactly 3 points; as float32 means it came out above 0.03 and failed
+    clean = torch.ones(200, dtype=torch.bool)
+    broken_by = torch.tensor([0] * 29 + [1] * 6 + [2] * 165)  # order: pgd, apgd-ce; 2 = robust
+    after = evaluation._accuracies_after(clean, broken_by, ("pgd", "apgd-ce"))
+    assert after == {"clean": 1.0, "pgd": 171 / 200, "apgd-ce": 165 / 200}
+    assert after["pgd"] - after["apgd-ce"] <= evaluation.MAX_BELOW_PGD + 1e-9
+
+
+def test_labels_outside_the_models_classes_are_a_clear_error(natural_model, test_batch, mnist):
+    x, y = (t[:4] for t in test_batch)
+    y = y.clone()
+    y[0] = 12
+    with pytest.raises(ValueError, match=r"labels must lie in 0..9 \(the model returns 10 logits\).*12"):
+        evaluation.worst_case(natural_model, x, y, eps=0.1, ensemble=SMALL)
+    from igan_utils import attacks, data
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        attacks.robust_accuracy(natural_model, x, y, eps=0.1)
+    wrong = data.ImageSet("mnist", mnist.val.images[:8], torch.full((8,), 10), mnist.val.classes)
+    with pytest.raises(ValueError, match="labels must lie in 0..9.*10"):
+        training.train_classifier(CONFIG, wrong, progress=False)

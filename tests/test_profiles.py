@@ -50,12 +50,12 @@ def test_bad_values_name_the_parameter(name, value, message):
 
 
 def test_from_namespace_reads_parameters_and_rejects_injected_unknown_names():
-    namespace = {"profile": "quick", "eps": None, "epochs": 2, "In": [], "_": None, "profiles": profiles,
-                 "print": print}
-    params = profiles.from_namespace("01_classification", namespace)
+    fresh = lambda: {"profile": "quick", "eps": None, "epochs": 2, "In": [], "_": None, "profiles": profiles,
+                     "print": print}
+    params = profiles.from_namespace("01_classification", fresh())
     assert params.epochs == 2 and params.eps is None and params.profile == "quick"
-    with pytest.raises(ValueError, match="unknown parameter.*'epoch'"):
-        profiles.from_namespace("01_classification", {**namespace, "epoch": 3})
+    with pytest.raises(ValueError, match="unknown parameter.*'epoch'"):  # papermill -p epoch 3: a fresh kernel
+        profiles.from_namespace("01_classification", {**fresh(), "epoch": 3})
 
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
@@ -84,3 +84,10 @@ def test_a_chapter_shows_one_line_with_the_profile_and_what_differs_from_it():
     folded = P._repr_markdown_()
     assert folded.startswith(P.summary()) and "<details>" in folded and "| `eval_size` | `1000` |" in folded
     assert profiles.resolve("02_adversarial", "smoke").summary().endswith("differ from it: none.")
+
+
+def test_running_a_notebook_again_in_the_same_kernel_ignores_the_names_its_cells_defined():
+    namespace = {"profile": "smoke", "eps": None, "epochs": 2}
+    profiles.from_namespace("01_classification", namespace)
+    namespace.update(P="params", table=[1], ds="mnist", epochs=3)  # later cells; the parameters cell again
+    assert profiles.from_namespace("01_classification", namespace).epochs == 3
