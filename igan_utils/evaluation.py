@@ -106,8 +106,8 @@ class WorstCase:
         return self.broken_by == len(self.seconds)
 
     def robust_before(self, position: int) -> torch.Tensor:
-        """(N,) bool: unbroken by the attacks before ``position`` in the order."""
-        return self.clean & ((self.broken_by >= position) | (self.broken_by == len(self.seconds)))
+        """(N,) bool: correctly classified and unbroken by the attacks before ``position`` in the order."""
+        return self.broken_by >= position
 
     @property
     def accuracy(self) -> float:
@@ -122,8 +122,7 @@ def _fraction(flags: torch.Tensor) -> float:
 
 def _accuracies_after(clean: torch.Tensor, broken_by: torch.Tensor, order) -> dict[str, float]:
     """Accuracy on clean images, then after each attack of ``order`` (the ensemble's run)."""
-    return {"clean": _fraction(clean),
-            **{name: _fraction(clean & ((broken_by > i) | (broken_by == len(order)))) for i, name in enumerate(order)}}
+    return {"clean": _fraction(clean), **{name: _fraction(broken_by > i) for i, name in enumerate(order)}}
 
 
 class _Flags(logging.Handler):
@@ -191,14 +190,13 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         checks.check_dynamic(model, x[head], False, logger=flags.logger)
         checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
                                logger=flags.logger)
-        robust = clean.clone()
-        broken_by = torch.where(clean, len(ensemble.order), -1)
+        broken_by = torch.where(clean, len(ensemble.order), -1)  # -1: misclassified already
         seconds = {}
         runners = _runners(model, eps, ensemble, seed, x.device, flags.logger)
         label = progress if isinstance(progress, str) else "worst case"
         for position, (name, run) in enumerate(runners.items()):
             start = time.perf_counter()
-            todo = robust.nonzero().flatten()
+            todo = (broken_by == len(ensemble.order)).nonzero().flatten()
             for i in tqdm(range(0, len(todo), batch_size), disable=not progress, leave=False, desc=f"{label}: {name}"):
                 idx = todo[i:i + batch_size]
                 adv = run(x[idx], y[idx]).detach()
@@ -207,7 +205,6 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
                     & (adv.flatten(1).amax(1) <= 1)
                 with torch.no_grad():
                     broken = (attacks.logits_of(model, adv).argmax(1) != y[idx]) & valid
-                robust[idx[broken]] = False
                 broken_by[idx[broken]] = position
             seconds[name] = time.perf_counter() - start
         after = _accuracies_after(clean, broken_by, ensemble.order)
