@@ -141,7 +141,8 @@ def build_html(root: Path | None = None, *, strict: bool = True) -> Path:
     return root / "_build" / "html" / "index.html"
 
 
-def _parse_parameter(text: str) -> tuple[str, str]:
+def parameter_pair(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` from the command line as (name, value); argparse reports a malformed one."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="igan-book", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these chapters (e.g. 01 02)")
-    parser.add_argument("-p", "--parameter", action="append", type=_parse_parameter, default=[],
+    parser.add_argument("-p", "--parameter", action="append", type=parameter_pair, default=[],
                         metavar="NAME=VALUE", help="override a parameter in every chapter that has it")
     parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="folder for the executed notebooks (default: book/executed)")

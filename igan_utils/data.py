@@ -10,7 +10,7 @@ import functools
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -113,6 +113,62 @@ class Splits:
 
 _FULL_SIZES = {("mnist", 60000, 10000): "MNIST", ("mnist", 8000, 2000): "MNIST-10k",
                ("cifar10", 50000, 10000): "CIFAR-10"}
+
+
+def as_image_set(data, *, name: str = "data", classes: Sequence[str] | None = None) -> ImageSet:
+    """A user's data as an :class:`ImageSet`: an ImageSet (returned as it is), a torch ``Dataset``
+    or ``DataLoader`` yielding (image, label), or an ``(images, labels)`` pair of tensors. Images are
+    floats in [0, 1] of shape (C, H, W) per sample (or uint8 0–255); they are held as 8-bit, as
+    every image file is. ``classes`` name the labels (default: their numbers).
+
+    Raises TypeError for anything else and ValueError for pixels outside [0, 1], non-finite pixels,
+    non-integer or negative labels, or mismatched lengths."""
+    if isinstance(data, ImageSet):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        images, labels = data
+    elif isinstance(data, (torch.utils.data.Dataset, torch.utils.data.DataLoader)):
+        images, labels = _collect(data)
+    else:
+        raise TypeError(f"data must be a torch Dataset, a DataLoader or an (images, labels) pair of tensors, "
+                        f"got {type(data).__name__}")
+    labels = torch.as_tensor(labels)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"{len(images)} images but {len(labels)} labels (need the same number, at least one)")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1 or bool((labels < 0).any()):
+        raise ValueError(f"labels must be non-negative integer class indices of shape (N,), got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
+    if images.dtype != torch.uint8:
+        images = images.float()
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images contain NaN or infinite values")
+        low, high = images.min().item(), images.max().item()
+        if low < 0 or high > 1:
+            raise ValueError(f"images must be floats in [0, 1] (the threat model's ε is in those units), got "
+                             f"values in [{low:.3g}, {high:.3g}]; undo any normalisation and put it inside the "
+                             f"model instead")
+        images = images.mul(255).round().to(torch.uint8)
+    n_classes = int(labels.max()) + 1
+    classes = tuple(classes) if classes is not None else tuple(str(c) for c in range(n_classes))
+    if len(classes) < n_classes:
+        raise ValueError(f"{len(classes)} class names for labels up to {n_classes - 1}")
+    return ImageSet(name, images.contiguous(), labels.long(), classes)
+
+
+def _collect(data) -> tuple[torch.Tensor, torch.Tensor]:
+    items = data if isinstance(data, torch.utils.data.DataLoader) else (data[i] for i in range(len(data)))
+    images, labels = [], []
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)):
+            raise TypeError("each item of the dataset must be an (image tensor, label) pair; add "
+                            "transforms.ToTensor() if it yields PIL images")
+        image, label = item[0], torch.as_tensor(item[1])
+        batched = isinstance(data, torch.utils.data.DataLoader)
+        images.append(image if batched else image[None])
+        labels.append(label.reshape(-1))
+    return torch.cat(images), torch.cat(labels)
 
 
 def data_label(name: str, n_train: int, n_test: int) -> str:

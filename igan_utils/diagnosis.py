@@ -180,7 +180,7 @@ def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: 
     """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
     intervals) and the feature change at the tap; ``n`` is the number of successful attacks used.
 
-    ``taps`` default to the interpreted ones, in the model's order. Raises ValueError naming taps
+    ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order). Raises ValueError naming taps
     without interpreters. With no successful attack it warns and returns rows with NaN numbers.
     """
     taps = tap_names(model, taps if taps is not None else [t for t in _model_order(model, interpreters)])
@@ -207,7 +207,9 @@ def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: 
 
 
 def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> list[str]:
-    order = list(getattr(model, "taps", None) or [n for n, _ in model.named_modules()])
+    """The interpreted taps in ``model.taps`` order, else in the interpreters' own order (module
+    registration order would put a container before the layers inside it, which run first)."""
+    order = list(getattr(model, "taps", None) or interpreters)
     return sorted(interpreters, key=lambda t: order.index(t) if t in order else len(order))
 
 

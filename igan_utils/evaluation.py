@@ -345,6 +345,35 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     return frame
 
 
+JUDGE_SEED_OFFSET = 1000  # the judge's seed: 1000 + the first diagnosed seed, which no diagnosed model uses
+
+
+def trusted_judge(params, dataset: str, splits, *, store: Store,
+                  progress: bool = True) -> tuple[TrainedModel, pd.DataFrame]:
+    """The independent judge of the diagnosis for ``dataset``: the adversarially trained model of seed
+    :data:`JUDGE_SEED_OFFSET` + ``seeds[0]``, with the first pooling of ``pools`` whose model passes
+    every masking check on the first ``check_size`` test images of ``splits``.
+
+    A judge that shares the weakness it should measure proves nothing: a naturally trained one is
+    fooled by the transferred perturbation itself. Returns the judge and the checks of every
+    candidate tried; when none passes, the last candidate (its failed checks say why it cannot be
+    trusted, and :func:`masked_models` of the checks names it)."""
+    from .profiles import attack_settings, large_eps
+    from .training import config_for, get_or_train
+
+    x, y = splits.test.take(slice(0, params["check_size"])).tensors()
+    checks = []
+    for pool in params["pools"]:
+        config = config_for(params, dataset, pool, JUDGE_SEED_OFFSET + params["seeds"][0], adversarial=True)
+        judge = get_or_train(config, splits.train, splits.val, store=store, progress=progress)
+        checks.append(masking_checks(judge, x, y, eps=attack_settings(params, dataset)["eps"],
+                                     large_eps=large_eps(params, dataset), ensemble=ensemble_for(params, dataset),
+                                     store=store))
+        if checks[-1]["passed"].all():
+            break
+    return judge, pd.concat(checks, ignore_index=True)
+
+
 def masked_models(checks: pd.DataFrame) -> set[str]:
     """Labels of the models that failed at least one masking check."""
     return set(checks.loc[~checks["passed"].astype(bool), "model"])

@@ -28,7 +28,6 @@ from .metrics import relative_sq_error, ssim
 from .runtime import default_device
 from .store import Checkpoint, Store, fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
-from .training import TrainedModel
 
 
 class GanDivergedError(RuntimeError):
@@ -256,22 +255,23 @@ def _mean_square(classifier: nn.Module, tap: str, train: ImageSet, device, n: in
     return z.pow(2).mean().clamp_min(1e-12)
 
 
-def get_or_train_interpreter(trained: TrainedModel, tap: str, train: ImageSet, config: GanConfig, *,
+def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: GanConfig, *,
                              store: Store | None = None, progress: bool = True) -> Interpreter:
-    """The interpreter of ``tap`` for ``trained`` from the store, trained (resumably) if missing."""
+    """The interpreter of ``tap`` for ``classifier`` (any ``nn.Module``) from the store, trained
+    (resumably) if missing. The store's key is the classifier's weights, the tap, the GAN settings
+    and the training images, so another model, tap or data never reuses it."""
     store = store or Store()
-    model = trained.model
-    key = {"classifier": dataclasses.asdict(trained.config), "classifier_id": classifier_id(model), "tap": tap,
-           "gan": dataclasses.asdict(config), "data": train.fingerprint()}
+    key = {"classifier_id": classifier_id(classifier), "tap": tap, "gan": dataclasses.asdict(config),
+           "data": train.fingerprint()}
 
     def create(checkpoint: Checkpoint) -> dict:
-        found = train_interpreter(model, tap, train, config, checkpoint=checkpoint, progress=progress)
+        found = train_interpreter(classifier, tap, train, config, checkpoint=checkpoint, progress=progress)
         return {"generator": found.generator.state_dict(), "z_shape": list(found.z_shape),
                 "image_shape": list(train.image_shape), "tap": tap, "classifier": found.classifier,
                 "width": config.width, "history": found.history}
 
     stored = store.get_or_create("interpreter", key, create, resumable=True)
-    return load_interpreter(stored, model)
+    return load_interpreter(stored, classifier)
 
 
 def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Interpreter:
@@ -286,12 +286,12 @@ def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Inter
     return Interpreter(stored["tap"], gen.to(device).eval(), stored["classifier"], stored["history"])
 
 
-def interpreters_for(trained: TrainedModel, taps: Sequence[str] | None, train: ImageSet, config: GanConfig, *,
+def interpreters_for(classifier: nn.Module, taps: Sequence[str] | None, train: ImageSet, config: GanConfig, *,
                      store: Store | None = None, progress: bool = True) -> dict[str, Interpreter]:
     """Interpreters for every tap in ``taps`` (None: all taps of the model), in tap order."""
-    taps = tap_names(trained.model, taps)
-    return {tap: get_or_train_interpreter(trained, tap, train, config, store=store, progress=progress)
-            for tap in tqdm(taps, desc=f"interpreters {trained.config.label}", disable=not progress, leave=False)}
+    taps = tap_names(classifier, taps)
+    return {tap: get_or_train_interpreter(classifier, tap, train, config, store=store, progress=progress)
+            for tap in tqdm(taps, desc="interpreters", disable=not progress, leave=False)}
 
 
 def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,

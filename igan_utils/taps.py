@@ -46,8 +46,12 @@ def _hooks(model: nn.Module, taps: list[str]) -> Iterator[dict[str, torch.Tensor
     def hook_for(name: str):
         def hook(_module, _inputs, output):
             if name in captured:
-                raise ValueError(f"tap {name!r} ran twice in one forward pass; taps need one module "
-                                 f"instance per layer")
+                raise ValueError(f"tap {name!r} is refused: its module runs more than once in one forward "
+                                 f"pass (it is reused), so its output is not one layer's activation; give "
+                                 f"each use its own module instance")
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(f"tap {name!r} is refused: its module returns {type(output).__name__}, "
+                                 f"not a tensor")
             captured[name] = output
         return hook
 
@@ -82,6 +86,42 @@ def tap_shapes(model: nn.Module, input_shape: Sequence[int], taps: Sequence[str]
     with torch.no_grad():
         acts = activations(model, torch.zeros(1, *input_shape, device=device), taps)
     return {name: tuple(a.shape[1:]) for name, a in acts.items()}
+
+
+def tap_candidates(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
+    """Every submodule of ``model`` with what one forward pass of a zero image of ``input_shape``
+    (C, H, W) shows about it: ``tap`` (its name), ``module`` (its class), ``shape`` (per-sample
+    output shape, or None), ``calls`` (times it ran) and ``usable`` with the ``reason`` when not.
+    A module can be tapped when it runs exactly once and returns a tensor."""
+    seen: dict[str, list] = {}
+    modules = [(name, module) for name, module in model.named_modules() if name]
+
+    def hook_for(name: str):
+        def hook(_module, _inputs, output):
+            seen.setdefault(name, []).append(output)
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name)) for name, module in modules]
+    device = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for name, module in modules:
+        outputs = seen.get(name, [])
+        tensor = len(outputs) == 1 and isinstance(outputs[0], torch.Tensor)
+        reason = ("" if tensor else "does not run in the forward pass" if not outputs
+                  else f"runs {len(outputs)} times per forward pass (reused module)" if len(outputs) > 1
+                  else f"returns {type(outputs[0]).__name__}, not a tensor")
+        rows.append({"tap": name, "module": type(module).__name__,
+                     "shape": tuple(outputs[0].shape[1:]) if tensor else None, "calls": len(outputs),
+                     "usable": tensor, "reason": reason})
+    return rows
 
 
 def _in_order(captured: dict[str, torch.Tensor], taps: list[str]) -> dict[str, torch.Tensor]:

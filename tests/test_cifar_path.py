@@ -37,7 +37,7 @@ def test_every_chapter_step_runs_on_cifar10(cifar_dir, tmp_path):
     assert len(checks) == 4
 
     gan = interpretgan.GanConfig(steps=P.gan_steps, batch_size=P.gan_batch_size)  # chapter 3
-    found = interpretgan.interpreters_for(natural, P.taps, splits.train, gan, store=store, progress=False)
+    found = interpretgan.interpreters_for(natural.model, P.taps, splits.train, gan, store=store, progress=False)
     images = interpretgan.interpret(natural.model, found, x)
     assert all(v.shape == (20, 3, 32, 32) for v in images.values())
 

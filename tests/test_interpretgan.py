@@ -1,7 +1,9 @@
+import dataclasses
+
 import pytest
 import torch
 
-from igan_utils import interpretgan, metrics, models, training
+from igan_utils import interpretgan, metrics, models
 from igan_utils.interpretgan import GanConfig, Generator, GanDivergedError
 from igan_utils.store import Checkpoint, Store
 from igan_utils.taps import forward_with_taps
@@ -52,24 +54,16 @@ def test_divergence_is_reported_with_tap_and_step(natural_model, mnist):
 
 
 def test_store_round_trip_and_wrong_classifier(natural_model, mnist, tmp_path):
-    trained = training.TrainedModel(natural_model, training.TrainConfig(
-        dataset="mnist", arch="small_cnn", pool="max", seed=0, method="natural", epochs=1, batch_size=50, lr=5e-3),
-        [], 0.0)
     store = Store(tmp_path)
     config = GanConfig(steps=2, batch_size=4)
-    first = interpretgan.get_or_train_interpreter(trained, "pool2", mnist.train, config, store=store, progress=False)
-    again = interpretgan.get_or_train_interpreter(trained, "pool2", mnist.train, config, store=store, progress=False)
+    first = interpretgan.get_or_train_interpreter(natural_model, "pool2", mnist.train, config, store=store, progress=False)
+    again = interpretgan.get_or_train_interpreter(natural_model, "pool2", mnist.train, config, store=store, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(first.generator.state_dict().values(),
                                                  again.generator.state_dict().values()))
-    stored = store.load("interpreter", _key(trained, "pool2", config, mnist))
+    stored = store.load("interpreter", {"classifier_id": interpretgan.classifier_id(natural_model), "tap": "pool2",
+                                        "gan": dataclasses.asdict(config), "data": mnist.train.fingerprint()})
     with pytest.raises(ValueError, match="trained for another classifier"):
         interpretgan.load_interpreter(stored, models.small_cnn("avg"))
-
-
-def _key(trained, tap, config, mnist):
-    import dataclasses
-    return {"classifier": dataclasses.asdict(trained.config), "classifier_id": interpretgan.classifier_id(trained.model),
-            "tap": tap, "gan": dataclasses.asdict(config), "data": mnist.train.fingerprint()}
 
 
 def test_bad_input_is_a_clear_error(natural_model, mnist):

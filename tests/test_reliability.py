@@ -47,7 +47,7 @@ GAN_JOB = textwrap.dedent("""
     store = Store()
     trained = training.get_or_train(config, splits.train, store=store, progress=False)
     gan = interpretgan.GanConfig(steps=int(sys.argv[1]), batch_size=16)
-    found = interpretgan.get_or_train_interpreter(trained, "fc1", splits.train, gan, store=store, progress=False)
+    found = interpretgan.get_or_train_interpreter(trained.model, "fc1", splits.train, gan, store=store, progress=False)
     print(json.dumps({"weights": fingerprint(*found.generator.state_dict().values())}))
 """)
 
