@@ -163,6 +163,40 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
     return frame
 
 
+def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, test: ImageSet, *,
+                            ridge: float = 1e-3, max_train: int = 4000) -> pd.DataFrame:
+    """A model-free information loss per tap: the mean squared error, on ``test``, of the best affine
+    map from the activation at the tap back to the image, fitted in closed form by ridge regression
+    on (at most ``max_train``) ``train`` images. No decoder is trained, so nothing depends on a
+    training budget or seed; it measures what a layer keeps *linearly* (an upper bound on the loss,
+    like the decoder's, and a looser one where the information is there but non-linearly coded).
+    The ridge is ``ridge`` times the mean activation variance, so one value fits every tap.
+    Columns: tap, ``linear_mse``."""
+    taps = tap_names(model, taps)
+    device = next(model.parameters()).device
+    x_train = train.take(slice(0, max_train)).tensors(device)[0]
+    x_test = test.tensors(device)[0]
+    with torch.no_grad():
+        z_train = forward_with_taps(model.eval(), x_train, taps)[1]
+        z_test = forward_with_taps(model, x_test, taps)[1]
+    rows = []
+    for tap in taps:
+        z, zt = z_train[tap].flatten(1).double(), z_test[tap].flatten(1).double()
+        mean_z, mean_x = z.mean(0), x_train.flatten(1).double().mean(0)
+        z, zt, target = z - mean_z, zt - mean_z, x_train.flatten(1).double() - mean_x
+        penalty = ridge * z.pow(2).mean().clamp_min(1e-12) * max(z.shape)
+        if z.shape[1] <= z.shape[0]:  # primal: (ZᵀZ + λI) W = ZᵀX
+            weights = torch.linalg.solve(z.T @ z + penalty * torch.eye(z.shape[1], dtype=z.dtype, device=device),
+                                         z.T @ target)
+            estimate = zt @ weights
+        else:  # dual, when there are more features than images: W = Zᵀ (ZZᵀ + λI)⁻¹ X
+            alpha = torch.linalg.solve(z @ z.T + penalty * torch.eye(z.shape[0], dtype=z.dtype, device=device), target)
+            estimate = (zt @ z.T) @ alpha
+        error = (estimate + mean_x).clamp(0, 1) - x_test.flatten(1).double()
+        rows.append({"tap": tap, "linear_mse": error.pow(2).mean().item()})
+    return pd.DataFrame(rows)
+
+
 def spearman(frame: pd.DataFrame, x: str = "dIL", y: str = "V") -> tuple[float, float]:
     """Spearman rank correlation of two columns over taps (rows with NaN dropped): (rho, p-value)."""
     from scipy.stats import spearmanr
@@ -211,6 +245,28 @@ def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> l
     registration order would put a container before the layers inside it, which run first)."""
     order = list(getattr(model, "taps", None) or interpreters)
     return sorted(interpreters, key=lambda t: order.index(t) if t in order else len(order))
+
+
+def correlation_over_seeds(table: pd.DataFrame, x: str, y: str, *, resamples: int = 1000,
+                           seed: int = 0) -> dict:
+    """Spearman rank correlation of columns ``x`` and ``y`` over the rows of ``table`` (one row per
+    model; column ``seed`` its training seed), with a 95% bootstrap interval that resamples seeds:
+    every model of a drawn seed comes in together, so variants stay paired as they were trained.
+    Returns rho, p_value, ci_lo, ci_hi, models, seeds (rho NaN with fewer than 3 models)."""
+    from scipy.stats import spearmanr
+
+    data = table[[x, y, "seed"]].dropna()
+    out = {"models": len(data), "seeds": data["seed"].nunique()}
+    rho, p = spearman(data, x, y)
+    groups = [part for _, part in data.groupby("seed")]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples if len(groups) > 1 else 0):
+        sample = pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+        if sample[x].nunique() > 1 and sample[y].nunique() > 1:
+            draws.append(spearmanr(sample[x], sample[y])[0])
+    lo, hi = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+    return {"rho": rho, "p_value": p, "ci_lo": float(lo), "ci_hi": float(hi), **out}
 
 
 def correlation_verdict(rho: float, p: float, alpha: float = 0.05) -> str:

@@ -1,7 +1,8 @@
 """Classifiers of the study: ``small_cnn`` (MNIST) and ``cifar_cnn`` (CIFAR-10).
 
-Both take images in [0, 1] (N, C, H, W) and return logits (N, 10). ``pool`` switches every pooling
-layer between max and average pooling; nothing else differs. Each named child is one layer with its
+Both take images in [0, 1] (N, C, H, W) and return logits (N, 10). ``pool`` chooses the kind of
+both downsampling layers (``POOLS``: max, average, 3×3 stride-2 convolution, anti-aliased max,
+L2 pooling), each halving the map with the same output shape; nothing else differs. Each named child is one layer with its
 own modules (no shared ReLU or pooling instance) and each name is a *tap*, listed in order in
 ``model.taps``: ``conv1, conv2, pool1, conv3, conv4, pool2, fc1, fc2, logits``.
 """
@@ -13,9 +14,10 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-POOLS = ("max", "avg")
+POOLS = ("max", "avg", "strided", "blur", "lp")
 ARCHS = ("small_cnn", "cifar_cnn")
 TAPS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "fc1", "fc2", "logits")
+DOWNSAMPLING_TAPS = ("pool1", "pool2")  # the layers ``pool`` chooses
 
 # Per-channel statistics of the CIFAR-10 training set; normalisation lives inside the model.
 _CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -48,11 +50,41 @@ class TappedCNN(nn.Sequential):
         self.arch, self.pool = arch, pool
 
 
-def _pool(kind: str) -> nn.Module:
+class BlurPool(nn.Module):
+    """Anti-aliased max pooling (Zhang 2019): max over 2×2 windows with stride 1, then a fixed
+    3×3 binomial blur ([1, 2, 1] ⊗ [1, 2, 1] / 16) with stride 2, per channel. Halves H and W."""
+
+    def __init__(self):
+        super().__init__()
+        tap = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (tap[:, None] * tap[None, :] / 16).view(1, 1, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(x, 2, stride=1)
+        kernel = self.kernel.expand(x.shape[1], 1, 3, 3)
+        return nn.functional.conv2d(x, kernel, stride=2, padding=1, groups=x.shape[1])
+
+
+class L2Pool(nn.Module):
+    """L2 pooling: the root mean square over 2×2 windows, sqrt(mean(x²) + 1e-6) (the small
+    constant keeps the gradient finite where a window is all zeros, as after a ReLU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (nn.functional.avg_pool2d(x * x, 2) + 1e-6).sqrt()
+
+
+def _pool(kind: str, channels: int) -> nn.Module:
+    """A downsampling layer of ``kind`` (one of ``POOLS``) for maps of ``channels`` channels."""
     if kind == "max":
         return nn.MaxPool2d(2)
     if kind == "avg":
         return nn.AvgPool2d(2)
+    if kind == "strided":  # learned downsampling: a 3×3 convolution with stride 2, then ReLU as every conv
+        return nn.Sequential(nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU())
+    if kind == "blur":
+        return BlurPool()
+    if kind == "lp":
+        return L2Pool()
     raise ValueError(f"unknown pool {kind!r}; valid: {', '.join(POOLS)}")
 
 
@@ -67,8 +99,8 @@ def small_cnn(pool: str = "max") -> TappedCNN:
     ReLU after every conv and hidden fc, no padding.
     """
     layers = OrderedDict(
-        conv1=_conv(1, 32, 0), conv2=_conv(32, 32, 0), pool1=_pool(pool),
-        conv3=_conv(32, 64, 0), conv4=_conv(64, 64, 0), pool2=_pool(pool),
+        conv1=_conv(1, 32, 0), conv2=_conv(32, 32, 0), pool1=_pool(pool, 32),
+        conv3=_conv(32, 64, 0), conv4=_conv(64, 64, 0), pool2=_pool(pool, 64),
         fc1=nn.Sequential(nn.Flatten(), nn.Linear(1024, 200), nn.ReLU()),
         fc2=nn.Sequential(nn.Linear(200, 200), nn.ReLU()),
         logits=nn.Linear(200, 10))
@@ -83,8 +115,8 @@ def cifar_cnn(pool: str = "max") -> TappedCNN:
     """
     layers = OrderedDict(
         normalize=Normalize(_CIFAR_MEAN, _CIFAR_STD),
-        conv1=_conv(3, 64, 1), conv2=_conv(64, 64, 1), pool1=_pool(pool),
-        conv3=_conv(64, 128, 1), conv4=_conv(128, 128, 1), pool2=_pool(pool),
+        conv1=_conv(3, 64, 1), conv2=_conv(64, 64, 1), pool1=_pool(pool, 64),
+        conv3=_conv(64, 128, 1), conv4=_conv(128, 128, 1), pool2=_pool(pool, 128),
         fc1=nn.Sequential(nn.Flatten(), nn.Linear(128 * 8 * 8, 256), nn.ReLU()),
         fc2=nn.Sequential(nn.Linear(256, 256), nn.ReLU()),
         logits=nn.Linear(256, 10))

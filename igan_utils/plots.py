@@ -11,7 +11,7 @@ import seaborn as sns
 import torch
 
 sns.set_theme(context="notebook", style="whitegrid")
-POOL_COLORS = {"max": "#c44e52", "avg": "#4c72b0"}
+POOL_COLORS = {"max": "#c44e52", "avg": "#4c72b0", "strided": "#55a868", "blur": "#8172b2", "lp": "#ccb974"}
 
 
 def _as_image(t: torch.Tensor) -> np.ndarray:
@@ -131,6 +131,30 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
         ax.set_ylabel(value.replace("_", " "))
         ax.set_title(ds, fontsize=10)
         ax.legend(fontsize=8)
+    if attack:
+        fig.suptitle(f"attack: {attack}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def information_vs_robustness(table: pd.DataFrame, measures: Sequence[str], *, value: str = "robust_acc",
+                              labels: dict | None = None, attack: str = "") -> plt.Figure:
+    """One point per model: each information-loss column of ``measures`` (one panel each) against
+    ``value``, coloured by ``pool``; models flagged ``masked`` are drawn hollow."""
+    labels = labels or {}
+    masked = table["masked"].fillna(False).astype(bool) if "masked" in table else pd.Series(False, index=table.index)
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.6 * len(measures), 3.4), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        for pool, rows in table.groupby("pool", sort=False):
+            hollow = masked[rows.index].values
+            color = POOL_COLORS.get(pool)
+            ax.scatter(rows[measure][~hollow], rows[value][~hollow], color=color, s=26, label=pool, zorder=3)
+            if hollow.any():
+                ax.scatter(rows[measure][hollow], rows[value][hollow], facecolors="none", edgecolors=color, s=26,
+                           label=f"{pool} (masked)", zorder=3)
+        ax.set_xlabel(labels.get(measure, measure))
+        ax.set_ylabel(value.replace("_", " "))
+    axes[0, -1].legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     if attack:
         fig.suptitle(f"attack: {attack}", fontsize=10)
     fig.tight_layout()

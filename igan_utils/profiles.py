@@ -13,6 +13,8 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from .models import POOLS
+
 PROFILE_NAMES = ("smoke", "quick", "paper")
 
 
@@ -87,8 +89,8 @@ PARAMS: dict[str, Param] = {
     "test_size": Param(int, "test images loaded (None: all)", optional=True, minimum=1),
     "split_seed": Param(int, "seed of the train/val/test draws", minimum=0),
     # classifiers and training
-    "pools": Param(str, "pooling variants compared", is_list=True, choices=("max", "avg")),
-    "pool": Param(str, "pooling of this run", choices=("max", "avg")),
+    "pools": Param(str, "pooling variants compared", is_list=True, choices=POOLS),
+    "pool": Param(str, "pooling of this run", choices=POOLS),
     "seeds": Param(int, "training seeds", is_list=True, minimum=0),
     "seed": Param(int, "training seed of this run", minimum=0),
     "epochs": Param(int, "epochs of natural training", minimum=1),
@@ -133,6 +135,7 @@ PARAMS: dict[str, Param] = {
     "bootstrap": Param(int, "bootstrap resamples for 95% intervals", minimum=1),
     # sweeps
     "sweep_seeds": Param(int, "seeds of the pooling-study sweep", is_list=True, minimum=0),
+    "family_pools": Param(str, "downsampling variants of the pooling-family study", is_list=True, choices=POOLS),
     "sweep_workers": Param(int, "Dask workers of the sweep (LocalCluster)", minimum=1),
     "sweep_scheduler": Param(str, "address of an existing Dask scheduler (None: LocalCluster)", optional=True),
     # output
@@ -154,15 +157,17 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
                           "inversion_steps", "results_path"],
     "04_diagnosis": ["datasets", *_COMMON, *_ATTACK, *_GAN, "judges", "decoder_steps", "diag_size",
                      "bootstrap", "results_path"],
-    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "bootstrap", "sweep_seeds",
+    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "decoder_steps", "bootstrap", "sweep_seeds",
                   "sweep_workers", "sweep_scheduler", "results_path"],
+    "06_pooling_family": ["datasets", *[p for p in _COMMON if p not in ("seeds", "pools")], *_ATTACK, "decoder_steps",
+                          "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
     "robustness_point": ["dataset", "pool", "seed",
-                         *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "results_path"],
+                         *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "decoder_steps", "results_path"],
 }
 
 _BASE = {
     "datasets": ["mnist"], "dataset": "mnist", "data_dir": None, "split_seed": 0,
-    "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0,
+    "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0, "family_pools": list(POOLS),
     "adv_method": "pgd", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
     "eval_steps": None, "eps_grid": None, "large_eps": None,
     "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
@@ -178,7 +183,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "aa_iters": 5, "aa_targets": 2, "aa_queries": 20,
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
-              "sweep_seeds": [0, 1]},
+              "sweep_seeds": [0, 1], "family_pools": ["strided", "blur", "lp"]},  # chapter 5 runs max and avg
     # A laptop: MNIST(-10k offline), few epochs, 10-step PGD adversarial training (chosen by AutoAttack).
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
               "adv_epochs": 4, "train_steps": 10, "restarts": 2, "eval_size": 1000, "check_size": 200,

@@ -109,3 +109,26 @@ def test_information_loss_is_the_tightest_monotone_bound(natural_model, mnist, t
     assert il["decoder_mse"].tolist() == [0.01, 0.05, 0.03, 0.06]
     assert il["IL"].tolist() == [0.01, 0.03, 0.03, 0.06]
     assert il["dIL"].tolist() == pytest.approx([0.01, 0.02, 0.0, 0.03])
+
+
+def test_linear_information_loss_is_zero_for_an_invertible_layer_and_grows_with_pooling(mnist):
+    model = torch.nn.Sequential()
+    model.add_module("copy", torch.nn.Identity())
+    model.add_module("avg2", torch.nn.AvgPool2d(2))
+    model.add_module("avg4", torch.nn.AvgPool2d(2))
+    model.add_module("flat", torch.nn.Flatten())
+    model.add_module("logits", torch.nn.Linear(49, 10))
+    train, test = mnist.train, mnist.test.take(slice(0, 100))  # more images than pixels: the identity is learnable
+    found = diagnosis.linear_information_loss(model, ["copy", "avg2", "avg4"], train, test).set_index("tap")
+    assert found.loc["copy", "linear_mse"] < 1e-4
+    assert found.loc["copy", "linear_mse"] < found.loc["avg2", "linear_mse"] < found.loc["avg4", "linear_mse"]
+    x, _ = test.tensors()
+    assert found.loc["avg4", "linear_mse"] < x.var(0).mean().item()  # better than predicting the mean image
+
+
+def test_correlation_over_seeds_resamples_seeds():
+    table = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "loss": [1, 2, 1.1, 2.1, 0.9, 1.9],
+                          "robust": [0.9, 0.5, 0.85, 0.45, 0.95, 0.55]})
+    found = diagnosis.correlation_over_seeds(table, "loss", "robust", resamples=200)
+    assert found["rho"] < -0.8 and found["ci_hi"] < 0 and found["seeds"] == 3 and found["models"] == 6
+    assert np.isnan(diagnosis.correlation_over_seeds(table.head(2), "loss", "robust")["rho"])

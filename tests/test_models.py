@@ -43,7 +43,7 @@ def test_one_module_instance_per_layer(build):
 def test_unknown_arch_and_pool():
     with pytest.raises(ValueError, match="unknown arch 'resnet'; valid: small_cnn, cifar_cnn"):
         models.build("resnet")
-    with pytest.raises(ValueError, match="unknown pool 'median'; valid: max, avg"):
+    with pytest.raises(ValueError, match="unknown pool 'median'; valid: max, avg, strided, blur, lp"):
         models.small_cnn("median")
 
 
@@ -89,3 +89,21 @@ def test_a_module_reused_in_one_pass_is_rejected():
     model = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu)
     with pytest.raises(ValueError, match="refused: its module runs more than once"):
         taps.activations(model, torch.rand(1, 4), ["1"])
+
+
+@pytest.mark.parametrize("pool", ["strided", "blur", "lp"])
+def test_downsampling_variants_are_drop_in_and_differentiable_at_zero(pool):
+    for build, shape in ((models.small_cnn, (1, 28, 28)), (models.cifar_cnn, (3, 32, 32))):
+        reference = taps.tap_shapes(build("max"), shape, models.DOWNSAMPLING_TAPS)
+        assert taps.tap_shapes(build(pool), shape, models.DOWNSAMPLING_TAPS) == reference
+    layer = models.small_cnn(pool).pool1
+    x = torch.zeros(2, 32, 24, 24, requires_grad=True)  # all-zero windows, as after a ReLU
+    layer(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_blur_pool_keeps_a_constant_map_and_lp_pool_is_the_root_mean_square():
+    inside = models.BlurPool()(torch.full((1, 1, 9, 9), 0.5))[..., 1:-1, 1:-1]  # away from the zero padding
+    assert torch.allclose(inside, torch.full_like(inside, 0.5))
+    window = torch.tensor([[[[3.0, 4.0], [0.0, 0.0]]]])
+    assert torch.allclose(models.L2Pool()(window), torch.tensor(6.25 + 1e-6).sqrt())  # mean of 9, 16, 0, 0
