@@ -24,6 +24,7 @@ from .profiles import PROFILE_NAMES, notebook_parameters, profiles_table
 from .runtime import absolute_env_dirs, project_root
 
 KERNEL = "python3"
+KERNEL_START_ATTEMPTS = 3
 EXECUTED = Path("book") / "executed"
 
 
@@ -55,13 +56,20 @@ def execute(notebook: Path, output: Path, parameters: dict, *, kernel: str = KER
     absolute_env_dirs()
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel,
-                                   cwd=str(notebook.parent), progress_bar=progress)
-    except PapermillExecutionError as error:
-        raise NotebookFailed(notebook, output, f"cell {error.cell_index} (execution count {error.exec_count}): "
-                                               f"{error.ename}: {error.evalue}") from None
-    return time.perf_counter() - start
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        try:
+            papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel,
+                                       cwd=str(notebook.parent), progress_bar=progress)
+            return time.perf_counter() - start
+        except PapermillExecutionError as error:
+            raise NotebookFailed(notebook, output, f"cell {error.cell_index} (execution count {error.exec_count}): "
+                                                   f"{error.ename}: {error.evalue}") from None
+        except RuntimeError as error:
+            # jupyter_client finds free TCP ports by binding and releasing them, so two kernels started
+            # at the same moment (a sweep's workers) can pick the same port and one dies before running
+            # any cell. Nothing ran, so starting it again is safe.
+            if "before replying to kernel_info" not in str(error) or attempt == KERNEL_START_ATTEMPTS:
+                raise
 
 
 def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dict | None = None,

@@ -79,9 +79,9 @@ class Diagnosis:
         s = self.settings
         lines = [f"{self.model_name}: PGD-{s['attack_steps']} at ε = {s['eps']:.4g} broke {n} of the "
                  f"{s['attacked']} test images attacked ({s['clean_correct']} classified correctly before)."]
+        lines.append(f"Judge: {self.judge}.")
         if n == 0:
             return " ".join(lines + ["No successful attack: nothing to diagnose (raise eps or attack more images)."])
-        lines.append(f"Judge: {self.judge}.")
         for judge in dict.fromkeys(self.vulnerability["judge"]):
             top = self.most_vulnerable(judge)
             row = self.correlation[self.correlation["judge"] == judge].iloc[0]

@@ -22,6 +22,31 @@ def _run_book(*args, env=None):
                           text=True, env={**os.environ, **(env or {})})
 
 
+def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatch):
+    import papermill
+
+    started = []
+
+    def flaky_start(*args, **kwargs):  # what jupyter_client raises when two kernels race for one port
+        started.append(1)
+        if len(started) < book.KERNEL_START_ATTEMPTS:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky_start)
+    book.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
+    assert len(started) == book.KERNEL_START_ATTEMPTS
+
+    def other_failure(*args, **kwargs):
+        started.append(1)
+        raise RuntimeError("something else")
+
+    started.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", other_failure)
+    with pytest.raises(RuntimeError, match="something else"):
+        book.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
+    assert len(started) == 1  # only a kernel that never started is retried
+
+
 def test_empty_data_dir_fails_with_the_clear_data_error(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
