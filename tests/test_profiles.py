@@ -91,3 +91,20 @@ def test_running_a_notebook_again_in_the_same_kernel_ignores_the_names_its_cells
     profiles.from_namespace("01_classification", namespace)
     namespace.update(P="params", table=[1], ds="mnist", epochs=3)  # later cells; the parameters cell again
     assert profiles.from_namespace("01_classification", namespace).epochs == 3
+
+
+def test_a_chapter_budget_changes_only_its_chapter_and_is_stated(monkeypatch):
+    monkeypatch.setitem(profiles.CHAPTER_BUDGETS, "quick", {"06_pooling_family": {"eval_size": 200}})
+    family = profiles.resolve("06_pooling_family", "quick")
+    assert family.eval_size == 200 and profiles.resolve("05_sweeps", "quick").eval_size == 1000
+    assert family.cuts == {"eval_size": (200, 1000)} and family.changed == {}
+    assert family.summary() == ("Profile 'quick' with this chapter's own budget (eval_size = 200 (book: 1000)); "
+                                "parameters that differ from it: none.")
+    assert profiles.resolve("06_pooling_family", "quick", eval_size=1000).changed == {"eval_size": 1000}
+
+
+def test_chapter_budgets_name_real_profiles_notebooks_and_parameters():
+    for profile, chapters in profiles.CHAPTER_BUDGETS.items():
+        for notebook, budget in chapters.items():
+            assert set(budget) <= set(profiles.NOTEBOOK_PARAMS[notebook]), (profile, notebook)
+            profiles.resolve(notebook, profile)  # the values pass the parameters' checks
