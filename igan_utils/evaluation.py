@@ -35,7 +35,12 @@ AUTOATTACK = ("apgd-ce", "apgd-t", "fab-t", "square")
 BLACK_BOX = ("square",)
 
 # Thresholds of the masking checks (accuracies are fractions).
-MAX_BELOW_PGD = 0.03        # AutoAttack's white-box attacks may land at most this far below our PGD
+# AutoAttack's white-box attacks may land at most this far below our PGD. Calibrated on Croce & Hein's
+# published table (the PGD accuracy each defense reported vs AutoAttack's), not on our models: models
+# adversarially trained with PGD, as ours are, land 1.1 to 4.6 points below (Madry et al. 2018: 1.1 on
+# MNIST, 3.0 on CIFAR-10; TRADES: 2.8, 3.4; Engstrom et al.: 4.0; Rice et al. 2020: 4.6), defenses
+# that masked their gradients 11 to 64 points below.
+MAX_BELOW_PGD = 0.05
 MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy that may remain at the large radius
 
 
@@ -319,24 +324,22 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
                            progress=f"{label} large eps")
         messages = list(dict.fromkeys(chain.flags + large.flags))
         white_acc, square_acc = _fraction(white_robust), _fraction(square_robust)
-        tol = 1e-9  # accuracies are multiples of 1/n
         rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", square_acc, white_acc,
-                 "Square alone >= white-box", square_acc >= white_acc - tol,
                  f"white-box: {white.name}; after them Square broke {int((white_robust & ~chain.robust).sum())} "
                  f"more images")]
         if "pgd" in chain.after:
             rows.append(("AutoAttack vs PGD", white.name, white_acc, chain.after["pgd"],
-                         f"at most {MAX_BELOW_PGD:.0%} below PGD", chain.after["pgd"] - white_acc <= MAX_BELOW_PGD + tol,
                          f"PGD alone {chain.after['pgd']:.3f}"))
-        rows.append(("large eps", f"APGD-CE at eps={large_eps:.3g}", large.accuracy, large.after["clean"],
-                     f"accuracy <= {MAX_ACC_AT_LARGE_EPS:.0%}", large.accuracy <= MAX_ACC_AT_LARGE_EPS + tol, ""))
-        rows.append(("AutoAttack's flags", "pyautoattack.checks", float(len(messages)), 0.0, "no warning",
-                     not messages, " | ".join(messages)))
+        rows.append(("large eps", f"APGD-CE at eps={large_eps:.3g}", large.accuracy, large.after["clean"], ""))
+        rows.append(("AutoAttack's flags", "pyautoattack.checks", float(len(messages)), 0.0, " | ".join(messages)))
         return rows
 
+    # The store keeps what the attacks measured; the thresholds are applied here, on every read.
     key = {**_cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble),
-                        seed=seed), "what": "masking_checks/3"}
+                        seed=seed), "what": "masking_checks/4"}
     rows = store.get_or_create("masking_checks", key, compute, fmt="json")
+    rows = [(check, attack, accuracy, baseline, *_judge(check, accuracy, baseline), detail)
+            for check, attack, accuracy, baseline, detail in rows]
     frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed",
                                         "detail"])
     for column, value in reversed(_model_columns(trained).items()):
@@ -372,6 +375,25 @@ def trusted_judge(params, dataset: str, splits, *, store: Store,
         if checks[-1]["passed"].all():
             break
     return judge, pd.concat(checks, ignore_index=True)
+
+
+def masking_thresholds() -> dict[str, float]:
+    """The thresholds the masking checks apply now (part of the key of anything that stores a verdict)."""
+    return {"max_below_pgd": MAX_BELOW_PGD, "max_acc_at_large_eps": MAX_ACC_AT_LARGE_EPS}
+
+
+def _judge(check: str, accuracy: float, baseline: float) -> tuple[str, bool]:
+    """The criterion of one masking check, and whether ``accuracy`` (against ``baseline``) meets it."""
+    tol = 1e-9  # accuracies are exact multiples of 1/n; their difference may still be off in the 17th digit
+    if check == "black-box vs white-box":
+        return "Square alone >= white-box", accuracy >= baseline - tol
+    if check == "AutoAttack vs PGD":
+        return f"at most {MAX_BELOW_PGD:.0%} below PGD", baseline - accuracy <= MAX_BELOW_PGD + tol
+    if check == "large eps":
+        return f"accuracy <= {MAX_ACC_AT_LARGE_EPS:.0%}", accuracy <= MAX_ACC_AT_LARGE_EPS + tol
+    if check == "AutoAttack's flags":
+        return "no warning", accuracy == 0
+    raise ValueError(f"unknown masking check {check!r}")
 
 
 def masked_models(checks: pd.DataFrame) -> set[str]:

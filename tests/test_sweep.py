@@ -68,3 +68,27 @@ def test_command_line(tmp_path, sweepable, capsys):
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_every_notebook_of_the_book_is_sweepable(notebook):
     assert sweep.validate(notebook, {"profile": ["smoke", "quick"]}) == [{"profile": "smoke"}, {"profile": "quick"}]
+
+
+def test_a_study_reruns_its_points_when_the_masking_rule_changes(tmp_path, monkeypatch):
+    # each point judges `masked` when it runs: finished points under another rule must not be reused
+    from igan_utils import evaluation, profiles
+
+    monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
+    folders = []
+
+    def fake_sweep(notebook, grid, out, **kwargs):
+        folders.append(Path(out))
+        assert Path(notebook).name == "robustness_point.ipynb" and grid["pool"] == ["max", "avg"]
+        assert kwargs["parameters"]["profile"] == "smoke" and "pool" not in kwargs["parameters"]
+        return sweep.SweepResult(pd.DataFrame({"dataset": ["mnist"]}))
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    params = profiles.resolve("05_sweeps", "smoke")
+    table, _ = sweep.robustness_study(params, "pooling", ["max", "avg"])
+    sweep.robustness_study(params, "pooling", ["max", "avg"])
+    monkeypatch.setattr(evaluation, "MAX_BELOW_PGD", 0.2)
+    sweep.robustness_study(params, "pooling", ["max", "avg"])
+    assert folders[0] == folders[1] != folders[2]
+    assert folders[0].parent == tmp_path / "sweeps" and folders[0].name.startswith("pooling-")
+    assert table["data"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
