@@ -44,6 +44,8 @@ BLACK_BOX = ("square",)
 MAX_BELOW_PGD = 0.05
 MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy that may remain at the large radius
 
+MIN_VERDICT_SEEDS = 3  # unmasked seed pairs a pooling verdict needs (DESIGN: at least 3 seeds)
+
 
 @dataclass(frozen=True)
 class Ensemble:
@@ -445,14 +447,16 @@ def _bootstrap_difference(a: np.ndarray, b: np.ndarray, resamples: int, seed: in
 
 
 def paired_difference(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max",
-                      resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+                      resamples: int = 2000, seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS) -> pd.DataFrame:
     """Robust accuracy of pooling ``a`` minus pooling ``b``, paired by seed and test image, per group of
     ``by``, from the ``robust_images`` column of ``robust_table``.
 
     The 95% interval resamples seeds and test images together (a two-level bootstrap), so it carries
     both the seed-to-seed spread and the sampling error of a finite test set. Models marked masked
-    (``masked`` column) are left out, with their seeds; ``verdict`` says whether the difference is
-    beyond the interval, or why there is none.
+    (``masked`` column) are left out, with their seeds; with fewer than ``min_seeds`` unmasked pairs
+    left there is no verdict (one or two seeds give the seed level of the bootstrap nothing to
+    resample, and the interval would speak only for those seeds). ``seeds`` counts the unmasked pairs;
+    ``verdict`` says whether the difference is beyond the interval, or why there is none.
     """
     rows = []
     for key, part in table.groupby(by, sort=False):
@@ -460,12 +464,14 @@ def paired_difference(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: 
         masked = part[part.get("masked", pd.Series(False, index=part.index)).fillna(False).astype(bool)]
         clean = part.drop(masked.index)
         wide = clean.pivot_table(index="seed", columns="pool", values="robust_images", aggfunc="first")
-        if not {a, b} <= set(wide.columns):
-            rows.append({**head, "seeds": 0, f"{a}_minus_{b}": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
-                         "masked_models": len(masked),
-                         "verdict": f"no verdict: no unmasked {a}/{b} pair ({len(masked)} masked models left out)"})
+        wide = wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else wide.iloc[0:0]
+        row = {**head, "seeds": len(wide), f"{a}_minus_{b}": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
+               "masked_models": len(masked)}
+        if len(wide) < min_seeds:
+            pairs = f"{len(wide)} unmasked {a}/{b} pair" + ("" if len(wide) == 1 else "s")
+            rows.append({**row, "verdict": f"no verdict: {pairs} ({len(masked)} masked models left out), "
+                                           f"a verdict needs {min_seeds}"})
             continue
-        wide = wide[[a, b]].dropna()
         flags = {p: np.array([[c == "r" for c in s] for s in wide[p]]) for p in (a, b)}
         mean, lo, hi = _bootstrap_difference(flags[a], flags[b], resamples, seed)
         if lo > 0:
@@ -474,6 +480,5 @@ def paired_difference(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: 
             verdict = f"{b} higher, beyond the interval"
         else:
             verdict = "no difference beyond the interval"
-        rows.append({**head, "seeds": len(wide), f"{a}_minus_{b}": mean, "ci_lo": lo, "ci_hi": hi,
-                     "masked_models": len(masked), "verdict": verdict})
+        rows.append({**row, f"{a}_minus_{b}": mean, "ci_lo": lo, "ci_hi": hi, "verdict": verdict})
     return pd.DataFrame(rows)

@@ -133,7 +133,19 @@ def test_masked_models_are_left_out_of_the_verdict():
     assert row["seeds"] == 0 and row["masked_models"] == 5 and row["verdict"].startswith("no verdict")
     partly = evaluation.paired_difference(_study(["r" * 10] * 5, ["x" * 10] * 5, masked_avg=(True, False, False, False, False)),
                                           ["data", "training"]).iloc[0]
-    assert partly["seeds"] == 4 and partly["masked_models"] == 1
+    assert partly["seeds"] == 4 and partly["masked_models"] == 1 and partly["verdict"] == "avg higher, beyond the interval"
+
+
+def test_no_verdict_from_fewer_unmasked_seeds_than_the_minimum():
+    # one unmasked pair left, however lopsided its images: the interval would speak for that seed alone
+    one = evaluation.paired_difference(_study(["r" * 400] * 5, ["x" * 400] * 5, masked_avg=(True, True, True, True, False)),
+                                       ["data", "training"]).iloc[0]
+    assert one["seeds"] == 1 and np.isnan(one["avg_minus_max"]) and np.isnan(one["ci_lo"])
+    assert one["verdict"] == "no verdict: 1 unmasked avg/max pair (4 masked models left out), a verdict needs 3"
+    three = evaluation.paired_difference(_study(["r" * 400] * 3, ["x" * 400] * 3), ["data", "training"]).iloc[0]
+    assert evaluation.MIN_VERDICT_SEEDS == 3 and three["seeds"] == 3 and three["verdict"] == "avg higher, beyond the interval"
+    assert evaluation.paired_difference(_study(["r" * 400] * 3, ["x" * 400] * 3), ["data", "training"],
+                                        min_seeds=4).iloc[0]["verdict"].startswith("no verdict: 3 unmasked avg/max pairs")
 
 
 def test_mark_masked():
