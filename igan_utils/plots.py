@@ -113,6 +113,14 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
         part = table[table["data"] == ds]
         trainings = list(dict.fromkeys(part["training"]))
         pools = list(dict.fromkeys(part["pool"]))
+        labelled = set()  # one legend entry per kind of marker, from whichever training shows it first
+
+        def label(name: str, shown: bool) -> str | None:
+            if not shown or name in labelled:
+                return None
+            labelled.add(name)
+            return name
+
         for i, training in enumerate(trainings):
             for j, pool in enumerate(pools):
                 rows = part[(part["training"] == training) & (part["pool"] == pool)]
@@ -121,10 +129,9 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
                 jitter = np.linspace(-0.05, 0.05, len(rows)) if len(rows) > 1 else np.zeros(1)
                 color = POOL_COLORS.get(pool)
                 ax.scatter(x + jitter[~masked.values], rows[value][~masked.values], color=color, s=22,
-                           label=pool if i == 0 else None, zorder=3)
+                           label=label(pool, (~masked).any()), zorder=3)
                 ax.scatter(x + jitter[masked.values], rows[value][masked.values], facecolors="none",
-                           edgecolors=color, s=22, label=f"{pool} (masked)" if i == 0 and masked.any() else None,
-                           zorder=3)
+                           edgecolors=color, s=22, label=label(f"{pool} (masked)", masked.any()), zorder=3)
                 if (~masked).any():
                     ax.hlines(rows[value][~masked.values].mean(), x - 0.12, x + 0.12, color=color, lw=2)
         ax.set_xticks(range(len(trainings)), trainings)
