@@ -1,9 +1,11 @@
 """Adversarial attacks on plain tensors: FGSM and PGD (L-inf and L2), and robust accuracy.
 
 Conventions: images ``x`` are float tensors in [0, 1] of shape (N, C, H, W); labels ``y`` are int64
-(N,). Attacks put the model in eval mode (and restore its mode), take gradients with respect to the
-input only (no parameter gradients are accumulated) and keep everything on ``x``'s device: the PGD
-step loop has no host–device synchronisation, and it works under CUDA autocast.
+(N,). Attacks put the model in eval mode (and restore its mode) and take gradients with respect to the
+input only (no parameter gradients are accumulated). They run where the model is
+(``runtime.to_model``): inputs are moved to its device and dtype, and results come back on the device
+of ``x`` (adversarial images in ``x``'s dtype). The PGD step loop has no host–device
+synchronisation, and it works under CUDA autocast.
 
 A PGD run tracks, per sample, the first iterate that fools the model, else the iterate of highest
 loss, over all steps and restarts (the logits of every step's forward pass are already at hand, so
@@ -21,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from .runtime import to_model
 
 NORMS = ("linf", "l2")
 
@@ -122,13 +126,16 @@ def _project(xa: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.
 
 
 def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
-    """Uniform noise in the ε-ball (L-inf: per pixel; L2: uniform direction and radius)."""
+    """Uniform noise in the ε-ball (L-inf: per pixel; L2: uniform direction and radius), drawn on the
+    generator's device (so a CPU generator gives the same noise whichever device the model is on)."""
+    device = generator.device if generator is not None else x.device
     if norm == "linf":
-        return (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * eps
-    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    radius = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), generator=generator, device=x.device,
+        noise = (torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype) * 2 - 1) * eps
+        return noise.to(x.device)
+    direction = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+    radius = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), generator=generator, device=device,
                         dtype=x.dtype) * eps
-    return direction / _per_sample_norm(direction) * radius
+    return (direction / _per_sample_norm(direction) * radius).to(x.device)
 
 
 def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -195,9 +202,12 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
     """Fast gradient sign method (Goodfellow et al.), optionally from a random start (Wong et al.).
 
     One L-inf step of size ``alpha`` (default: ε, or 1.25ε with a random start), projected onto the
-    ε-ball and [0, 1]. ``y`` holds the true labels, or the target labels when ``targeted``.
+    ε-ball and [0, 1]. ``y`` holds the true labels, or the target labels when ``targeted``. Runs on
+    the model's device; the result is on ``x``'s.
     """
     _check_inputs(model, x, y, eps)
+    given = x
+    x, y = to_model(model, x, y)
     alpha = alpha if alpha is not None else (1.25 * eps if random_start else eps)
     with eval_mode(model):
         xa = _project(x + _random_start(x, eps, "linf", generator), x, eps, "linf") if random_start else x
@@ -207,7 +217,12 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
         adv = _project(xa.detach() + alpha * grad.sign(), x, eps, "linf")
         with torch.no_grad():
             _, success = _loss_and_fooled(model, adv, y, targeted)
-    return AttackResult(adv, success)
+    return _returned(adv, success, given)
+
+
+def _returned(adv: torch.Tensor, success: torch.Tensor, given: torch.Tensor) -> AttackResult:
+    """The result on the device (and the images in the dtype) of the caller's ``given`` images."""
+    return AttackResult(adv.to(device=given.device, dtype=given.dtype), success.to(given.device))
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
@@ -222,8 +237,11 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
     or ``max_loss``, the one of highest loss (a confidently misclassified image, for looking at).
     ``y`` holds the true labels, or the target labels when ``targeted``. With ``early_exit``
     (``first_success`` only), fooled samples stop being attacked: the same result for less work.
+    Runs on the model's device; the result is on ``x``'s.
     """
     _check_inputs(model, x, y, eps, norm, steps, step_size, restarts)
+    given = x
+    x, y = to_model(model, x, y)
     if keep not in KEEP:
         raise ValueError(f"unknown keep {keep!r}; valid: {', '.join(KEEP)}")
     if early_exit and keep != "first_success":
@@ -251,10 +269,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             xa = _project(x0 + noise[idx], x0, eps, norm)
             for step in range(steps):
                 if early_exit and step and step % check_every == 0:
-                    keep = ~state.success  # one host sync per chunk, not per step
-                    if not bool(keep.all()):
+                    active = ~state.success  # one host sync per chunk, not per step
+                    if not bool(active.all()):
                         state.write_back(idx, adv, success, best_loss)
-                        idx, x0, label, xa, state = idx[keep], x0[keep], label[keep], xa[keep], state[keep]
+                        idx, x0, label, xa, state = idx[active], x0[active], label[active], xa[active], state[active]
                         if idx.numel() == 0:
                             break
                 xa = xa.detach().requires_grad_(True)
@@ -267,7 +285,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                     loss, fooled = _loss_and_fooled(model, xa, label, targeted)
                 state.record(xa, loss, fooled)
                 state.write_back(idx, adv, success, best_loss)
-    return AttackResult(adv, success)
+    return _returned(adv, success, given)
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,
@@ -278,11 +296,12 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
 
     Only correctly classified images are attacked (the others count as broken already); with
     ``early_exit`` the attack also drops images once fooled (same result, less work). ``seed`` fixes the random starts.
-    ``progress`` shows a bar (a string is used as its label).
+    ``progress`` shows a bar (a string is used as its label). Runs on the model's device.
     """
     _check_inputs(model, x, y, eps, norm, steps, step_size if eps > 0 else None, restarts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x, y = to_model(model, x, y)
     start = time.perf_counter()
     generator = torch.Generator(device=x.device).manual_seed(seed)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -311,13 +330,16 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels (N,) of ``model`` for images ``x``, in eval mode and without gradients."""
+    """Predicted labels (N,) int64 of ``model`` for images ``x``, in eval mode and without gradients;
+    computed on the model's device, returned on ``x``'s."""
     with eval_mode(model), torch.no_grad():
-        return torch.cat([logits_of(model, x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        labels = [logits_of(model, to_model(model, x[i:i + batch_size])[0]).argmax(1)
+                  for i in range(0, len(x), batch_size)]
+    return torch.cat(labels).to(x.device) if labels else torch.zeros(0, dtype=torch.int64, device=x.device)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     """Fraction of ``x`` that ``model`` labels as ``y``."""
     if len(x) == 0:
         return 0.0
-    return (predict(model, x, batch_size) == y).float().mean().item()
+    return (predict(model, x, batch_size) == y.to(x.device)).float().mean().item()

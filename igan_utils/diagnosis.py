@@ -29,7 +29,7 @@ from .attacks import pgd, predict
 from .data import ImageSet
 from .interpretgan import Generator, Interpreter, classifier_id, interpret
 from .metrics import ssim
-from .runtime import default_device
+from .runtime import model_device, to_model
 from .store import Store
 from .taps import forward_with_taps, tap_names, tap_shapes
 
@@ -108,8 +108,9 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
                   lr: float = 1e-3, width: int = 32, seed: int = 0, device: torch.device | None = None,
                   progress: bool = False) -> Generator:
     """A decoder z_ℓ → x trained with pure MSE (the InterpretGAN generator's architecture, no other
-    loss): what can be recovered of the image from the layer alone."""
-    device = device or default_device()
+    loss): what can be recovered of the image from the layer alone. Trains on ``device``, by default
+    the model's."""
+    device = device or model_device(model)
     model = model.to(device).eval()
     z_shape = tap_shapes(model, train.image_shape, [tap])[tap]
     with torch.random.fork_rng(devices=[]):
@@ -121,7 +122,7 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
         x = train.images[index].to(device).float().div_(255)
         with torch.no_grad():
             z = forward_with_taps(model, x, [tap])[1][tap]
-        loss = F.mse_loss(decoder.train()(z), x)
+        loss = F.mse_loss(decoder.train()(*to_model(decoder, z)), x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -140,7 +141,7 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
     chain (each a function of the one before). Decoders are cached in ``store``; ``config`` (e.g.
     the classifier's training config) goes into the cache key."""
     taps = tap_names(model, taps)
-    device = next(model.parameters()).device
+    device = model_device(model)
     x, _ = test.tensors(device)
     rows = []
     for tap in tqdm(taps, desc="information loss", disable=not progress, leave=False):
@@ -150,7 +151,7 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
         def compute(tap=tap):
             decoder = train_decoder(model, tap, train, steps=steps, seed=seed, device=device)
             with torch.no_grad():
-                x_hat = decoder(forward_with_taps(model, x, [tap])[1][tap])
+                x_hat = decoder(*to_model(decoder, forward_with_taps(model, x, [tap])[1][tap]))
             return {"IL": F.mse_loss(x_hat, x).item(), "one_minus_ssim": 1 - ssim(x_hat, x).mean().item()}
 
         found = store.get_or_create("information_loss", key, compute, fmt="json")
@@ -173,7 +174,7 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
     The ridge is ``ridge`` times the mean activation variance, so one value fits every tap.
     Columns: tap, ``linear_mse``."""
     taps = tap_names(model, taps)
-    device = next(model.parameters()).device
+    device = model_device(model)
     x_train = train.take(slice(0, max_train)).tensors(device)[0]
     x_test = test.tensors(device)[0]
     with torch.no_grad():

@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from . import attacks
+from .runtime import to_model
 from .store import Store, fingerprint
 from .training import TrainedModel
 
@@ -148,16 +149,30 @@ class _Flags(logging.Handler):
             self.messages.append(record.getMessage())
 
 
+class _InModelDtype(torch.nn.Module):
+    """``model`` as AutoAttack sees it: AutoAttack hands it float32 images, which this casts to the
+    model's own dtype (a float16 or float64 model would refuse them)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(*to_model(self.model, x))
+
+
 def _runners(model, eps: float, ensemble: Ensemble, seed: int, device, logger) -> dict:
     """name -> function (x, y) -> adversarial x, for every attack of ``ensemble``."""
     from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     from pyautoattack.fab_pt import FABAttack_PT
     from pyautoattack.square import SquareAttack
 
+    ours, model = model, _InModelDtype(model)
+
     generator = torch.Generator(device=device).manual_seed(seed)
     make = {
         "pgd": lambda: lambda x, y: attacks.pgd(
-            model, x, y, eps, steps=ensemble.pgd_steps, step_size=ensemble.pgd_step_size,
+            ours, x, y, eps, steps=ensemble.pgd_steps, step_size=ensemble.pgd_step_size,
             restarts=ensemble.pgd_restarts, early_exit=True, generator=generator).adv,
         "apgd-ce": lambda: APGDAttack(model, n_iter=ensemble.apgd_iters, eps=eps, seed=seed, loss="ce",
                                       device=device, logger=logger).perturb,
@@ -177,8 +192,9 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
     """Run ``ensemble`` (L-inf, radius ``eps``) on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
 
     Each attack sees only the images still unbroken; every adversarial example is checked to lie in
-    the ε-ball and in [0, 1] before it counts. The model runs in eval mode; the global random state
-    is left as it was (AutoAttack reseeds it).
+    the ε-ball and in [0, 1] before it counts. The model runs in eval mode, on its own device; the
+    per-image results come back on ``x``'s device. The global random state is left as it was
+    (AutoAttack reseeds it).
     """
     eps = attacks.check_eps(eps)
     attacks.check_images(model, x, y)
@@ -186,6 +202,8 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         raise ValueError("eps must be > 0 for an attack; at eps = 0 robust accuracy is clean accuracy")
     if int(x.shape[0]) == 0:
         raise ValueError("no images to evaluate")
+    given = x.device
+    x, y = to_model(model, x, y)
     from pyautoattack import checks
 
     flags = _Flags()
@@ -207,7 +225,7 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
             todo = (broken_by == len(ensemble.order)).nonzero().flatten()
             for i in tqdm(range(0, len(todo), batch_size), disable=not progress, leave=False, desc=f"{label}: {name}"):
                 idx = todo[i:i + batch_size]
-                adv = run(x[idx], y[idx]).detach()
+                adv, = to_model(model, run(x[idx], y[idx]).detach())  # AutoAttack answers in float32
                 # An attack's example counts only if it is a valid one: a bug must not lower accuracy.
                 valid = ((adv - x[idx]).flatten(1).abs().amax(1) <= eps + 1e-6) & (adv.flatten(1).amin(1) >= 0) \
                     & (adv.flatten(1).amax(1) <= 1)
@@ -217,7 +235,7 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
             seconds[name] = time.perf_counter() - start
         after = _accuracies_after(clean, broken_by, ensemble.order)
         checks.check_square_sr(after, logger=flags.logger)
-    return WorstCase(clean, broken_by, after, seconds, flags.messages)
+    return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages)
 
 
 def ensemble_for(params, dataset: str) -> Ensemble:
@@ -250,7 +268,7 @@ def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *
         return {"clean": result.clean.tolist(), "broken_by": result.broken_by.tolist(), "after": result.after,
                 "seconds": result.seconds, "flags": result.flags}
     key = _cache_key(trained, x, y, eps=eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
-    stored = store.get_or_create("worst_case", {**key, "v": 2}, compute, fmt="json")
+    stored = store.get_or_create("worst_case", key, compute, fmt="json")
     clean, broken_by = torch.tensor(stored["clean"]), torch.tensor(stored["broken_by"])
     return WorstCase(clean, broken_by, _accuracies_after(clean, broken_by, ensemble.order), stored["seconds"],
                      stored["flags"])
@@ -338,8 +356,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
         return rows
 
     # The store keeps what the attacks measured; the thresholds are applied here, on every read.
-    key = {**_cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble),
-                        seed=seed), "what": "masking_checks/4"}
+    key = _cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
     rows = store.get_or_create("masking_checks", key, compute, fmt="json")
     rows = [(check, attack, accuracy, baseline, *_judge(check, accuracy, baseline), detail)
             for check, attack, accuracy, baseline, detail in rows]

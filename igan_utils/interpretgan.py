@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
-from .runtime import default_device
+from .runtime import model_device, to_model
 from .store import Checkpoint, Store, fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
 
@@ -145,12 +145,13 @@ class Interpreter:
         return self.generator.z_shape
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1] from activations (N, *z_shape)."""
+        """Images (N, C, H, W) in [0, 1] from activations (N, *z_shape), computed on the generator's
+        device and returned on ``z``'s."""
         if tuple(z.shape[1:]) != self.z_shape:
             raise ValueError(f"the interpreter of tap {self.tap!r} takes activations of shape {self.z_shape}, "
                              f"got {tuple(z.shape[1:])}")
         with torch.no_grad():
-            return self.generator.eval()(z)
+            return self.generator.eval()(*to_model(self.generator, z)).to(z.device)
 
 
 def _frozen(model: nn.Module) -> list[bool]:
@@ -172,8 +173,9 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
     Raises :class:`GanDivergedError` naming the tap and step if a loss becomes non-finite. With
     ``checkpoint``, state is saved every quarter of the steps and a saved state is resumed; each
     step's batch is drawn from (seed, step), so a resumed run ends where an uninterrupted one does.
+    Trains on ``device``, by default the classifier's.
     """
-    device = device or default_device()
+    device = device or model_device(classifier)
     tap = tap_names(classifier, [tap])[0]
     classifier = classifier.to(device)
     z_shape = tap_shapes(classifier, train.image_shape, [tap])[tap]
@@ -207,7 +209,7 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
                 logits, acts = forward_with_taps(classifier, x, [tap])
                 z, p_real = acts[tap], logits.softmax(1)
             gen.train()
-            fake = gen(z)
+            fake = gen(*to_model(gen, z))  # the generator's dtype, whatever the classifier's
             d_loss = F.relu(1 - disc(x)).mean() + F.relu(1 + disc(fake.detach())).mean()
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -282,7 +284,7 @@ def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Inter
                          f"(weights {stored['classifier']}, given {classifier_id(classifier)})")
     gen = Generator(stored["z_shape"], stored["image_shape"], stored["width"])
     gen.load_state_dict(stored["generator"])
-    device = next(classifier.parameters()).device if classifier is not None else torch.device("cpu")
+    device = model_device(classifier) if classifier is not None else torch.device("cpu")
     return Interpreter(stored["tap"], gen.to(device).eval(), stored["classifier"], stored["history"])
 
 
@@ -320,8 +322,10 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
                     lr: float = 0.05, seed: int = 0) -> torch.Tensor:
     """Baseline: images whose activation at ``tap`` matches that of ``x``, found by gradient descent
     on the image (Mahendran & Vedaldi) from grey plus a little noise; pixels stay in [0, 1] through a
-    sigmoid. Returns (N, C, H, W)."""
+    sigmoid. Returns (N, C, H, W), computed on the classifier's device, on ``x``'s device and dtype."""
     tap = tap_names(classifier, [tap])[0]
+    given = x
+    x, = to_model(classifier, x)
     flags = _frozen(classifier)
     try:
         with torch.no_grad():
@@ -337,7 +341,7 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
             optimizer.step()
     finally:
         _restore(classifier, flags)
-    return torch.sigmoid(u.detach())
+    return torch.sigmoid(u.detach()).to(device=given.device, dtype=given.dtype)
 
 
 def quality(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor) -> list[dict]:

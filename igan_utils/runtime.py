@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
@@ -41,9 +42,64 @@ def absolute_env_dirs() -> None:
             os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
 
 
+DEVICE_ENV_VAR = "IGAN_DEVICE"
+DEVICES = ("cpu", "cuda")
+
+
 def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where models are trained and loaded: ``$IGAN_DEVICE`` (``cpu`` or ``cuda``) when set, else CUDA
+    when present, else CPU. Asking for ``cuda`` on a machine without it is a RuntimeError."""
+    wanted = os.environ.get(DEVICE_ENV_VAR, "").strip().lower()
+    if wanted and wanted not in DEVICES:
+        raise ValueError(f"{DEVICE_ENV_VAR}={os.environ[DEVICE_ENV_VAR]!r} is not a device; use one of "
+                         f"{', '.join(DEVICES)} (or leave it unset: CUDA when present, else CPU)")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{DEVICE_ENV_VAR}=cuda, but PyTorch sees no CUDA device here "
+                           f"(torch {torch.__version__}); unset it or use {DEVICE_ENV_VAR}=cpu")
+    return torch.device(wanted or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _first_tensor(model: torch.nn.Module, floating: bool = False) -> torch.Tensor | None:
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if not floating or tensor.is_floating_point():
+            return tensor
+    return None
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); CPU for a model that has neither."""
+    first = _first_tensor(model)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def device_name(model: torch.nn.Module) -> str:
+    """Where ``model`` runs, for tables: ``cpu``, or e.g. ``cuda:0 (NVIDIA H200)``."""
+    device = model_device(model)
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def to_model(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tensors`` moved to where ``model`` is: onto its device, floating ones in its floating dtype,
+    integer ones (labels) as int64; tensors already there are returned as they are (no copy).
+
+    The one rule of the package for devices: every function that takes a model and tensors calls
+    this first, so a chapter never moves tensors itself; results come back on the device (and, for
+    images, in the dtype) of the tensors it was given."""
+    device = model_device(model)
+    first_float = _first_tensor(model, floating=True)
+    dtype = first_float.dtype if first_float is not None else None
+    moved = []
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            tensor = tensor.to(device=device, dtype=dtype or tensor.dtype)
+        elif tensor.dtype != torch.bool:
+            tensor = tensor.to(device=device, dtype=torch.int64)
+        else:
+            tensor = tensor.to(device)
+        moved.append(tensor)
+    return tuple(moved)
 
 
 def set_deterministic(enabled: bool = True) -> None:

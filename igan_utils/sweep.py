@@ -185,13 +185,14 @@ def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFr
     from . import data, evaluation
     from .profiles import NOTEBOOK_PARAMS
     from .runtime import project_root
-    from .store import Store, config_key
+    from .store import KEY_VERSIONS, Store, config_key
 
     point = project_root() / "notebooks" / "robustness_point.ipynb"
     shared = set(NOTEBOOK_PARAMS["robustness_point"]) - {"dataset", "pool", "seed", RESULTS}
     fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None}}
     grid = {"dataset": list(params.datasets), "pool": list(pools), "seed": list(params.sweep_seeds)}
-    key = config_key("sweep", {"grid": grid, "fixed": fixed, "masking": evaluation.masking_thresholds()})
+    key = config_key("sweep", {"grid": grid, "fixed": fixed, "masking": evaluation.masking_thresholds(),
+                               "versions": KEY_VERSIONS})
     result = run_sweep(point, grid, Store().root / "sweeps" / f"{name}-{key}", parameters=fixed,
                        scheduler=params.sweep_scheduler, workers=params.sweep_workers)
     labels = {ds: data.splits_for(params, ds).label for ds in params.datasets}

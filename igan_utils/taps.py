@@ -13,6 +13,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from .runtime import to_model
+
 
 def tap_names(model: nn.Module, taps: Sequence[str] | None = None) -> list[str]:
     """Validated tap names: ``taps``, or ``model.taps`` when None.
@@ -67,12 +69,13 @@ def forward_with_taps(model: nn.Module, x: torch.Tensor,
                       taps: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Logits of the forward pass of ``x`` and the activations at ``taps`` (in tap order).
 
-    Gradients flow through both unless called under ``no_grad``.
+    Gradients flow through both unless called under ``no_grad``. ``x`` is moved to the model's device
+    and dtype; logits and activations come back on ``x``'s device.
     """
     taps = tap_names(model, taps)
     with _hooks(model, taps) as captured:
-        logits = model(x)
-    return logits, _in_order(captured, taps)
+        logits = model(to_model(model, x)[0])
+    return logits.to(x.device), {name: a.to(x.device) for name, a in _in_order(captured, taps).items()}
 
 
 def activations(model: nn.Module, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
@@ -82,9 +85,8 @@ def activations(model: nn.Module, x: torch.Tensor, taps: Sequence[str] | None = 
 
 def tap_shapes(model: nn.Module, input_shape: Sequence[int], taps: Sequence[str] | None = None) -> dict[str, tuple[int, ...]]:
     """Per-sample activation shape at each tap for inputs of shape ``input_shape`` (C, H, W)."""
-    device = next(model.parameters()).device
     with torch.no_grad():
-        acts = activations(model, torch.zeros(1, *input_shape, device=device), taps)
+        acts = activations(model, *to_model(model, torch.zeros(1, *input_shape)), taps)
     return {name: tuple(a.shape[1:]) for name, a in acts.items()}
 
 
@@ -102,11 +104,10 @@ def tap_candidates(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
         return hook
 
     handles = [module.register_forward_hook(hook_for(name)) for name, module in modules]
-    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=device))
+            model.eval()(*to_model(model, torch.zeros(1, *input_shape)))
     finally:
         model.train(was_training)
         for handle in handles:

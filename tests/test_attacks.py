@@ -140,3 +140,33 @@ def test_agrees_with_torchattacks(natural_model, test_batch):
     ours = attacks.robust_accuracy(natural_model, x, y, eps=0.05, steps=20, step_size=0.005, seed=0).robust
     theirs = attacks.accuracy(natural_model, torchattacks.PGD(natural_model, eps=0.05, alpha=0.005, steps=20)(x, y), y)
     assert abs(ours - theirs) <= 0.03, (ours, theirs)  # 200 images: 3 points is 6 images
+
+
+class _LossAndSuccessApart(torch.nn.Module):
+    """Three classes over a one-pixel image, flat (zero gradient) on either side of 0.5: below it the
+    true class 0 still wins with a high loss (1.09), from 0.5 up class 1 wins with a lower loss (0.97).
+    A first success can then have less loss than an earlier failure, which the max-loss rule drops."""
+
+    def forward(self, x):
+        fooling = x.flatten(1)[:, :1] >= 0.5
+        a = torch.where(fooling, 0.5, -0.01)
+        b = torch.where(fooling, -10.0, -0.01)
+        return torch.cat([torch.zeros_like(a), a, b], 1) + 0 * x.flatten(1)[:, :1]  # differentiable, flat
+
+
+@pytest.mark.parametrize("restarts", [2, 3])
+def test_restarts_count_every_first_success_with_and_without_early_exit(restarts):
+    # The bug this guards against: early exit reused the name of `keep` for its mask of active
+    # samples, so from the second restart on PGD kept max-loss iterates and lost such successes.
+    model = _LossAndSuccessApart()
+    x, y = torch.full((256, 1, 1, 1), 0.25), torch.zeros(256, dtype=torch.long)
+    runs = [attacks.pgd(model, x, y, 0.5, steps=3, restarts=restarts, early_exit=early, check_every=1,
+                        generator=_gen(5)) for early in (False, True)]
+    assert torch.equal(runs[0].success, runs[1].success)
+    # every sample that any random start put at or above 0.5 is a success (the gradient is zero there)
+    generator, anywhere = _gen(5), torch.zeros(256, dtype=torch.bool)
+    for _ in range(restarts):
+        start = (x + (torch.rand(x.shape, generator=generator) * 2 - 1) * 0.5).clamp(0, 1)
+        anywhere |= start.flatten() >= 0.5
+    assert 0 < int(anywhere.sum()) < 256
+    assert torch.equal(runs[1].success, anywhere)
