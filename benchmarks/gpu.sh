@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The book on one GPU, in at most 10 minutes (a benchmark, not a test): run from the repository root
+# on the accelerator, e.g. with the device tool:  bash benchmarks/gpu.sh "$OUT"
+#
+#   1. the smoke book on CUDA, every chapter end to end (executed, not built: the HTML is no GPU work);
+#   2. the paper profile's chapters 1-2 on MNIST-10k, one seed (-p datasets=mnist -p seeds=0; CIFAR-10
+#      is not on that machine): seconds per model for training and for AutoAttack standard;
+#   3. benchmarks/attacks.py (PGD against its compute floor, CPU and CUDA rows);
+#   4. determinism: smoke chapter 1 twice with IGAN_DETERMINISTIC=1, weights compared bit for bit.
+#
+# Steps run in that order, each under its share of GPU_CHECK_SECONDS (default 560), and report even
+# when an earlier one failed; everything lands in the output folder (summary.md, logs, CSVs).
+# Where there is no .venv (the accelerator's image has PyTorch but no Jupyter, papermill, Dask or
+# AutoAttack), the wheels from `.venv/bin/python benchmarks/gpu_wheels.py` in .whl/ are installed
+# first, and MNIST-10k is read from .gpu-data/ (copy ../shared/data there; both travel with `carry`).
+# GPU_CHECK_TINY=1 shrinks every budget, to try the script on a CPU before spending device time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=$(mkdir -p "${1:-gpu-check}" && cd "${1:-gpu-check}" && pwd)
+work=$(mktemp -d)
+export PYTHONUNBUFFERED=1
+if [ -x .venv/bin/python ]; then
+    PY=$PWD/.venv/bin/python
+else
+    PY=python3
+    if [ -d .whl ]; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" .whl/*.whl \
+            || { echo "installing .whl/ failed" | tee "$out/summary.md"; exit 1; }
+        export PYTHONPATH="$work/site:$PWD/.whl:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+        export PATH="$work/site/bin:$PATH"
+    fi
+fi
+[ -d .gpu-data/MNIST ] && export IGAN_DATA_DIR=${IGAN_DATA_DIR:-$PWD/.gpu-data}
+export IGAN_DATA_DIR=${IGAN_DATA_DIR:-$(cd .. && pwd)/shared/data}
+device=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+export IGAN_DEVICE=$device
+
+tiny=()
+if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
+    tiny=(-p train_size=400 -p val_size=50 -p test_size=100 -p epochs=1 -p adv_epochs=1 -p train_steps=2
+          -p eval_steps=5 -p restarts=1 -p eval_size=32 -p check_size=32 -p aa_iters=5 -p aa_targets=2
+          -p aa_queries=20)
+fi
+deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-560} ))
+summary=$out/summary.md
+{
+    echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    "$PY" -c "from igan_utils.book import hardware; print(hardware())"
+    [ "$device" = cuda ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    echo "device: $device; data: $IGAN_DATA_DIR; tiny: ${GPU_CHECK_TINY:-0}"
+    echo
+    echo "| step | exit | seconds |"
+    echo "| --- | --- | --- |"
+} > "$summary"
+
+# step NAME CAP_SECONDS COMMAND...: runs COMMAND under min(CAP, time left), logs to NAME.log
+step() {
+    local name=$1 cap=$2; shift 2
+    local left=$(( deadline - $(date +%s) ))
+    local limit=$(( cap < left ? cap : left ))
+    if [ "$limit" -lt 10 ]; then echo "| $name | skipped (no time left) | |" >> "$summary"; return; fi
+    local start=$SECONDS
+    timeout "$limit" "$@" > "$out/$name.log" 2>&1
+    local rc=$?
+    echo "| $name | $([ $rc = 124 ] && echo "timeout ($limit s)" || echo $rc) | $(( SECONDS - start )) |" >> "$summary"
+}
+
+step smoke_book 200 env IGAN_STORE_DIR="$work/smoke" \
+    "$PY" -m igan_utils.book --profile smoke --no-build --out "$work/smoke_executed"
+step paper_ch1 150 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 01 \
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_01.csv" "${tiny[@]}"
+step paper_ch2 200 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 02 \
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_02.csv" "${tiny[@]}"
+if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
+    step attacks_bench 60 "$PY" benchmarks/attacks.py --repeats 1 --steps 5 --batch 64
+else
+    step attacks_bench 60 "$PY" benchmarks/attacks.py
+fi
+for run in a b; do
+    step "deterministic_$run" 60 env IGAN_DETERMINISTIC=1 IGAN_STORE_DIR="$work/det_$run" \
+        "$PY" -m igan_utils.book --profile smoke --only 01 --no-build --out "$work/det_executed_$run"
+done
+step same_weights 30 "$PY" benchmarks/gpu_check.py same-weights "$work/det_a" "$work/det_b"
+
+{
+    echo
+    for log in smoke_book paper_ch1 paper_ch2; do
+        echo "## $log (seconds per chapter)"
+        echo
+        grep -E "^[0-9]{2}_[a-z_]+: [0-9]+ s$" "$out/$log.log" || echo "(no chapter finished; see $log.log)"
+        echo
+    done
+    echo "## paper, MNIST-10k, seed 0: seconds per model"
+    echo
+    [ -f "$out/paper_01.csv" ] && [ -f "$out/paper_02.csv" ] \
+        && "$PY" benchmarks/gpu_check.py per-model "$out/paper_01.csv" "$out/paper_02.csv" \
+        || echo "(chapters 1-2 did not both finish)"
+    echo
+    echo "## benchmarks/attacks.py"
+    echo
+    grep -E "^[|#]" "$out/attacks_bench.log" || echo "(see attacks_bench.log)"
+    echo
+    echo "## determinism (IGAN_DETERMINISTIC=1, smoke chapter 1 twice)"
+    echo
+    tail -n 1 "$out/same_weights.log" 2>/dev/null || echo "(not run)"
+} >> "$summary"
+cat "$summary"
+rm -rf "$work"
