@@ -35,11 +35,15 @@ export IGAN_DATA_DIR=${IGAN_DATA_DIR:-$(cd .. && pwd)/shared/data}
 device=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 export IGAN_DEVICE=$device
 
-tiny=()
-if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
-    tiny=(-p train_size=400 -p val_size=50 -p test_size=100 -p epochs=1 -p adv_epochs=1 -p train_steps=2
-          -p eval_steps=5 -p restarts=1 -p eval_size=32 -p check_size=32 -p aa_iters=5 -p aa_targets=2
-          -p aa_queries=20)
+train_tiny=()
+attack_tiny=()
+scale=1
+if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then  # on a CPU: small data, short training, few attack steps, longer caps
+    train_tiny=(-p train_size=400 -p val_size=50 -p test_size=100 -p epochs=1 -p adv_epochs=1 -p train_steps=2)
+    attack_tiny=(-p eval_steps=5 -p restarts=1 -p eval_size=32 -p check_size=32 -p aa_iters=5 -p aa_targets=2
+                 -p aa_queries=20)
+    scale=4
+    GPU_CHECK_SECONDS=${GPU_CHECK_SECONDS:-2000}
 fi
 deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-560} ))
 summary=$out/summary.md
@@ -58,6 +62,7 @@ summary=$out/summary.md
 step() {
     local name=$1 cap=$2; shift 2
     local left=$(( deadline - $(date +%s) ))
+    cap=$(( cap * scale ))
     local limit=$(( cap < left ? cap : left ))
     if [ "$limit" -lt 10 ]; then echo "| $name | skipped (no time left) | |" >> "$summary"; return; fi
     local start=$SECONDS
@@ -69,9 +74,9 @@ step() {
 step smoke_book 200 env IGAN_STORE_DIR="$work/smoke" \
     "$PY" -m igan_utils.book --profile smoke --no-build --out "$work/smoke_executed"
 step paper_ch1 150 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 01 \
-    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_01.csv" "${tiny[@]}"
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_01.csv" "${train_tiny[@]}"
 step paper_ch2 200 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 02 \
-    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_02.csv" "${tiny[@]}"
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_02.csv" "${train_tiny[@]}" "${attack_tiny[@]}"
 if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
     step attacks_bench 60 "$PY" benchmarks/attacks.py --repeats 1 --steps 5 --batch 64
 else
@@ -88,7 +93,7 @@ step same_weights 30 "$PY" benchmarks/gpu_check.py same-weights "$work/det_a" "$
     for log in smoke_book paper_ch1 paper_ch2; do
         echo "## $log (seconds per chapter)"
         echo
-        grep -E "^[0-9]{2}_[a-z_]+: [0-9]+ s$" "$out/$log.log" || echo "(no chapter finished; see $log.log)"
+        grep -aoE "[0-9]{2}_[a-z_]+: [0-9]+ s" "$out/$log.log" | sed 's/^/- /' || echo "(no chapter finished; see $log.log)"
         echo
     done
     echo "## paper, MNIST-10k, seed 0: seconds per model"

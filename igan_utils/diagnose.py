@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import attacks, data, diagnosis, interpretgan, plots, profiles
+from . import attacks, data, diagnosis, interpretgan, plots, profiles, stats
 from .book import parameter_pair
 from .runtime import default_device
 from .store import Store, load_checkpoint
@@ -85,9 +85,8 @@ class Diagnosis:
         for judge in dict.fromkeys(self.vulnerability["judge"]):
             top = self.most_vulnerable(judge)
             row = self.correlation[self.correlation["judge"] == judge].iloc[0]
-            lines.append(f"Judge `{judge}`: most vulnerability at {' and '.join(top)}; Spearman ρ of ΔIL with V "
-                         f"= {row['spearman_rho']:.2f} (p = {row['p_value']:.2g}, {int(row['taps'])} taps), which "
-                         f"{row['verdict']} the hypothesis that layers losing more information are more vulnerable.")
+            lines.append(f"Judge `{judge}`: most vulnerability at {' and '.join(top)}; "
+                         f"{stats.correlation_sentence(row)} that layers losing more information are more vulnerable.")
         return " ".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -232,10 +231,7 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
     info = diagnosis.information_loss(model, taps, train, test.take(slice(0, P.eval_size)), steps=P.decoder_steps,
                                       store=store, seed=seed, progress=progress)
     merged = table.merge(info, on="tap")
-    correlation = pd.DataFrame([{"judge": j, "taps": len(part), **dict(zip(("spearman_rho", "p_value"), rho_p)),
-                                 "verdict": diagnosis.correlation_verdict(*rho_p)}
-                                for j, part in merged.groupby("judge", sort=False)
-                                for rho_p in [diagnosis.spearman(part, "dIL", "V")]])
+    correlation = stats.tap_correlations(merged, ["judge"])
     quality = pd.DataFrame(interpretgan.quality(model, found, x[:min(len(x), 256)]))
     examples = _examples(model, found, judges, x, y, attack, seed)
     clean_correct = int((attacks.predict(model, x) == y).sum())

@@ -10,7 +10,7 @@ On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
 - the information loss ``IL_ℓ`` is the error of a decoder trained with pure MSE from z_ℓ to x, on
   held-out clean images (MSE, and 1 − SSIM as a second view), and ``ΔIL_ℓ = IL_ℓ − IL_{ℓ−1}``;
 - the hypothesis "layers that lose more information are more vulnerable" is tested by the Spearman
-  correlation of ΔIL_ℓ with V_ℓ over taps.
+  correlation of ΔIL_ℓ with V_ℓ over taps (``stats.spearman_test``, exact permutation p-values).
 """
 
 from __future__ import annotations
@@ -198,17 +198,6 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
     return pd.DataFrame(rows)
 
 
-def spearman(frame: pd.DataFrame, x: str = "dIL", y: str = "V") -> tuple[float, float]:
-    """Spearman rank correlation of two columns over taps (rows with NaN dropped): (rho, p-value)."""
-    from scipy.stats import spearmanr
-
-    data = frame[[x, y]].dropna()
-    if len(data) < 3 or data[x].nunique() < 2 or data[y].nunique() < 2:
-        return float("nan"), float("nan")
-    rho, p = spearmanr(data[x], data[y])
-    return float(rho), float(p)
-
-
 def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
              x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
              taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -246,39 +235,6 @@ def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> l
     registration order would put a container before the layers inside it, which run first)."""
     order = list(getattr(model, "taps", None) or interpreters)
     return sorted(interpreters, key=lambda t: order.index(t) if t in order else len(order))
-
-
-def correlation_over_seeds(table: pd.DataFrame, x: str, y: str, *, resamples: int = 1000,
-                           seed: int = 0) -> dict:
-    """Spearman rank correlation of columns ``x`` and ``y`` over the rows of ``table`` (one row per
-    model; column ``seed`` its training seed), with a 95% bootstrap interval that resamples seeds:
-    every model of a drawn seed comes in together, so variants stay paired as they were trained.
-    Returns rho, p_value, ci_lo, ci_hi, models, seeds (rho NaN with fewer than 3 models)."""
-    from scipy.stats import spearmanr
-
-    data = table[[x, y, "seed"]].dropna()
-    out = {"models": len(data), "seeds": data["seed"].nunique()}
-    rho, p = spearman(data, x, y)
-    groups = [part for _, part in data.groupby("seed")]
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples if len(groups) > 1 else 0):
-        sample = pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        if sample[x].nunique() > 1 and sample[y].nunique() > 1:
-            draws.append(spearmanr(sample[x], sample[y])[0])
-    lo, hi = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
-    return {"rho": rho, "p_value": p, "ci_lo": float(lo), "ci_hi": float(hi), **out}
-
-
-def correlation_verdict(rho: float, p: float, alpha: float = 0.05) -> str:
-    """How a Spearman (rho, p) of ΔIL with V bears on "layers that lose more information are more
-    vulnerable": ``supports``, ``leans towards`` (positive, not significant), ``does not support``
-    or ``contradicts`` (negative and significant); ``cannot test`` when undefined."""
-    if np.isnan(rho):
-        return "cannot test"  # reads "which cannot test the hypothesis"
-    if rho > 0:
-        return "supports" if p < alpha else "leans towards"
-    return "contradicts" if p < alpha else "does not support"
 
 
 def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"), *,

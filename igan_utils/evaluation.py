@@ -45,8 +45,6 @@ BLACK_BOX = ("square",)
 MAX_BELOW_PGD = 0.05
 MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy that may remain at the large radius
 
-MIN_VERDICT_SEEDS = 3  # unmasked seed pairs a pooling verdict needs (DESIGN: at least 3 seeds)
-
 
 @dataclass(frozen=True)
 class Ensemble:
@@ -426,76 +424,3 @@ def mark_masked(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     those that passed them all, NaN for models that were not checked (natural training)."""
     status = checks.groupby("model")["passed"].all()
     return table.assign(masked=table["model"].map(lambda m: (not status[m]) if m in status.index else np.nan))
-
-
-def _t_interval(values: pd.Series) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval of ``values`` (NaN interval for fewer than two)."""
-    from scipy import stats
-
-    values = values.dropna()
-    mean = float(values.mean()) if len(values) else float("nan")
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5)
-    return mean, mean - half, mean + half
-
-
-def over_seeds(table: pd.DataFrame, value: str, by: list[str]) -> pd.DataFrame:
-    """Mean of ``value`` over seeds with a 95% t-interval, per group of ``by`` columns."""
-    rows = []
-    for key, part in table.groupby(by, sort=False):
-        mean, lo, hi = _t_interval(part[value])
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "seeds": part["seed"].nunique(),
-                     "mean": mean, "ci_lo": lo, "ci_hi": hi})
-    return pd.DataFrame(rows)
-
-
-def _bootstrap_difference(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> tuple[float, float, float]:
-    """Mean of ``a - b`` (seeds × images, 0/1) with a 95% percentile interval that resamples seeds and
-    test images together (the same images for both, since they are paired)."""
-    rng = np.random.default_rng(seed)
-    k, n = a.shape
-    diff = a.astype(np.float32) - b.astype(np.float32)
-    stats = np.empty(resamples)
-    for i in range(resamples):
-        seeds, images = rng.integers(0, k, k), rng.integers(0, n, n)
-        stats[i] = diff[seeds][:, images].mean()
-    return float(diff.mean()), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
-
-
-def paired_difference(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max",
-                      resamples: int = 2000, seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS) -> pd.DataFrame:
-    """Robust accuracy of pooling ``a`` minus pooling ``b``, paired by seed and test image, per group of
-    ``by``, from the ``robust_images`` column of ``robust_table``.
-
-    The 95% interval resamples seeds and test images together (a two-level bootstrap), so it carries
-    both the seed-to-seed spread and the sampling error of a finite test set. Models marked masked
-    (``masked`` column) are left out, with their seeds; with fewer than ``min_seeds`` unmasked pairs
-    left there is no verdict (one or two seeds give the seed level of the bootstrap nothing to
-    resample, and the interval would speak only for those seeds). ``seeds`` counts the unmasked pairs;
-    ``verdict`` says whether the difference is beyond the interval, or why there is none.
-    """
-    rows = []
-    for key, part in table.groupby(by, sort=False):
-        head = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-        masked = part[part.get("masked", pd.Series(False, index=part.index)).fillna(False).astype(bool)]
-        clean = part.drop(masked.index)
-        wide = clean.pivot_table(index="seed", columns="pool", values="robust_images", aggfunc="first")
-        wide = wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else wide.iloc[0:0]
-        row = {**head, "seeds": len(wide), f"{a}_minus_{b}": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
-               "masked_models": len(masked)}
-        if len(wide) < min_seeds:
-            pairs = f"{len(wide)} unmasked {a}/{b} pair" + ("" if len(wide) == 1 else "s")
-            rows.append({**row, "verdict": f"no verdict: {pairs} ({len(masked)} masked models left out), "
-                                           f"a verdict needs {min_seeds}"})
-            continue
-        flags = {p: np.array([[c == "r" for c in s] for s in wide[p]]) for p in (a, b)}
-        mean, lo, hi = _bootstrap_difference(flags[a], flags[b], resamples, seed)
-        if lo > 0:
-            verdict = f"{a} higher, beyond the interval"
-        elif hi < 0:
-            verdict = f"{b} higher, beyond the interval"
-        else:
-            verdict = "no difference beyond the interval"
-        rows.append({**row, f"{a}_minus_{b}": mean, "ci_lo": lo, "ci_hi": hi, "verdict": verdict})
-    return pd.DataFrame(rows)

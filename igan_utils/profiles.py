@@ -184,7 +184,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
               "sweep_seeds": [0, 1, 2], "family_pools": ["strided", "blur", "lp"]},  # chapter 5 runs max and avg;
-              # 3 seeds: the fewest with which chapter 5 gives a verdict (evaluation.MIN_VERDICT_SEEDS)
+              # 3 seeds: the fewest with which chapter 5 gives a verdict (stats.MIN_VERDICT_SEEDS)
     # A laptop: MNIST(-10k offline), few epochs, 10-step PGD adversarial training (chosen by AutoAttack).
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
               "adv_epochs": 4, "train_steps": 10, "restarts": 2, "eval_size": 1000, "check_size": 200,

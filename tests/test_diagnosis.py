@@ -79,17 +79,6 @@ def test_information_loss_grows_with_depth_and_is_cached(natural_model, mnist, t
     pd.testing.assert_frame_equal(il, again)
 
 
-def test_spearman_and_verdicts():
-    frame = pd.DataFrame({"dIL": [0.1, 0.2, 0.3, 0.4, 0.5], "V": [0.0, 0.1, 0.2, 0.3, 0.4]})
-    rho, p = diagnosis.spearman(frame)
-    assert rho == pytest.approx(1.0) and p < 0.05
-    assert diagnosis.correlation_verdict(rho, p) == "supports"
-    assert diagnosis.correlation_verdict(0.3, 0.4) == "leans towards"
-    assert diagnosis.correlation_verdict(-0.95, 0.01) == "contradicts"
-    assert diagnosis.correlation_verdict(float("nan"), float("nan")) == "cannot test"
-    assert np.isnan(diagnosis.spearman(frame.head(2))[0])
-
-
 def test_pool_comparison_reads_the_intervals():
     rows = [{"judge": "self", "tap": "pool1", "pool": "avg", "V": 0.1, "V_lo": 0.05, "V_hi": 0.15},
             {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35},
@@ -124,11 +113,3 @@ def test_linear_information_loss_is_zero_for_an_invertible_layer_and_grows_with_
     assert found.loc["copy", "linear_mse"] < found.loc["avg2", "linear_mse"] < found.loc["avg4", "linear_mse"]
     x, _ = test.tensors()
     assert found.loc["avg4", "linear_mse"] < x.var(0).mean().item()  # better than predicting the mean image
-
-
-def test_correlation_over_seeds_resamples_seeds():
-    table = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "loss": [1, 2, 1.1, 2.1, 0.9, 1.9],
-                          "robust": [0.9, 0.5, 0.85, 0.45, 0.95, 0.55]})
-    found = diagnosis.correlation_over_seeds(table, "loss", "robust", resamples=200)
-    assert found["rho"] < -0.8 and found["ci_hi"] < 0 and found["seeds"] == 3 and found["models"] == 6
-    assert np.isnan(diagnosis.correlation_over_seeds(table.head(2), "loss", "robust")["rho"])

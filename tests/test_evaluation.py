@@ -107,47 +107,6 @@ def test_ensemble_names_and_validation():
         evaluation.Ensemble(("apgd-ce", "deepfool"))
 
 
-def _study(avg: list[str], max_: list[str], masked_avg=(False,) * 5) -> pd.DataFrame:
-    rows = [{"data": "d", "training": "pgd", "pool": pool, "seed": s, "robust_images": flags,
-             "masked": masked_avg[s] if pool == "avg" else False, "model": f"{pool}/pgd/s{s}"}
-            for pool, column in (("avg", avg), ("max", max_)) for s, flags in enumerate(column)]
-    return pd.DataFrame(rows)
-
-
-def test_paired_difference_combines_seeds_and_test_images():
-    rng = np.random.default_rng(0)
-    strings = lambda p: ["".join("r" if v else "x" for v in rng.random(400) < p) for _ in range(5)]
-    better = evaluation.paired_difference(_study(strings(0.8), strings(0.6)), ["data", "training"]).iloc[0]
-    assert better["verdict"] == "avg higher, beyond the interval" and 0.15 < better["avg_minus_max"] < 0.25
-    same = evaluation.paired_difference(_study(strings(0.7), strings(0.7)), ["data", "training"]).iloc[0]
-    assert same["verdict"] == "no difference beyond the interval" and same["ci_lo"] < 0 < same["ci_hi"]
-    # the interval over test images is wider with fewer images, at the same seeds
-    few = evaluation.paired_difference(_study([s[:50] for s in strings(0.7)], [s[:50] for s in strings(0.7)]),
-                                       ["data", "training"]).iloc[0]
-    assert few["ci_hi"] - few["ci_lo"] > same["ci_hi"] - same["ci_lo"]
-
-
-def test_masked_models_are_left_out_of_the_verdict():
-    table = _study(["r" * 10] * 5, ["x" * 10] * 5, masked_avg=(True,) * 5)
-    row = evaluation.paired_difference(table, ["data", "training"]).iloc[0]
-    assert row["seeds"] == 0 and row["masked_models"] == 5 and row["verdict"].startswith("no verdict")
-    partly = evaluation.paired_difference(_study(["r" * 10] * 5, ["x" * 10] * 5, masked_avg=(True, False, False, False, False)),
-                                          ["data", "training"]).iloc[0]
-    assert partly["seeds"] == 4 and partly["masked_models"] == 1 and partly["verdict"] == "avg higher, beyond the interval"
-
-
-def test_no_verdict_from_fewer_unmasked_seeds_than_the_minimum():
-    # one unmasked pair left, however lopsided its images: the interval would speak for that seed alone
-    one = evaluation.paired_difference(_study(["r" * 400] * 5, ["x" * 400] * 5, masked_avg=(True, True, True, True, False)),
-                                       ["data", "training"]).iloc[0]
-    assert one["seeds"] == 1 and np.isnan(one["avg_minus_max"]) and np.isnan(one["ci_lo"])
-    assert one["verdict"] == "no verdict: 1 unmasked avg/max pair (4 masked models left out), a verdict needs 3"
-    three = evaluation.paired_difference(_study(["r" * 400] * 3, ["x" * 400] * 3), ["data", "training"]).iloc[0]
-    assert evaluation.MIN_VERDICT_SEEDS == 3 and three["seeds"] == 3 and three["verdict"] == "avg higher, beyond the interval"
-    assert evaluation.paired_difference(_study(["r" * 400] * 3, ["x" * 400] * 3), ["data", "training"],
-                                        min_seeds=4).iloc[0]["verdict"].startswith("no verdict: 3 unmasked avg/max pairs")
-
-
 def test_mark_masked():
     checks = pd.DataFrame({"model": ["a", "a", "b"], "passed": [True, False, True]})
     table = evaluation.mark_masked(pd.DataFrame({"model": ["a", "b", "c"]}), checks)

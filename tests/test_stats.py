@@ -1,0 +1,151 @@
+"""The statistics and the verdict rules, on constructed tables where the answer is known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from igan_utils import stats
+
+
+def _images(p: float, n: int, rng) -> str:
+    return "".join("r" if v else "x" for v in rng.random(n) < p)
+
+
+def _study(avg, max_, masked_avg=None, masked_max=None) -> pd.DataFrame:
+    """One row per model: ``avg``/``max_`` are per-seed robust-image strings."""
+    masked = {"avg": masked_avg or (False,) * len(avg), "max": masked_max or (False,) * len(max_)}
+    rows = [{"data": "d", "training": "pgd", "pool": pool, "seed": s, "robust_images": flags,
+             "masked": masked[pool][s], "model": f"{pool}/pgd/s{s}"}
+            for pool, column in (("avg", avg), ("max", max_)) for s, flags in enumerate(column)]
+    return pd.DataFrame(rows)
+
+
+def _compare(table, **kwargs):
+    return stats.compare_pools(table, ["data", "training"], resamples=500, **kwargs).iloc[0]
+
+
+def test_both_sides_unmasked_use_the_paired_two_level_interval():
+    rng = np.random.default_rng(0)
+    better = _compare(_study([_images(0.8, 400, rng) for _ in range(5)], [_images(0.6, 400, rng) for _ in range(5)]))
+    assert better["evidence"] == "estimates" and better["winner"] == "avg" and 0.15 < better["avg_minus_max"] < 0.25
+    assert better["verdict"] == "avg higher, beyond the interval"
+    same = _compare(_study([_images(0.7, 400, rng) for _ in range(5)], [_images(0.7, 400, rng) for _ in range(5)]))
+    assert same["winner"] == "none" and same["ci_lo"] < 0 < same["ci_hi"]
+    few = _compare(_study([_images(0.7, 50, rng) for _ in range(5)], [_images(0.7, 50, rng) for _ in range(5)]))
+    assert few["ci_hi"] - few["ci_lo"] > same["ci_hi"] - same["ci_lo"]  # fewer test images, wider interval
+
+
+def test_one_masked_side_gives_a_one_sided_verdict_only_below_the_other_interval():
+    rng = np.random.default_rng(1)
+    low = [_images(0.45, 500, rng) for _ in range(5)]
+    high = [_images(0.85, 500, rng) for _ in range(5)]
+    row = _compare(_study(low, high, masked_avg=(True, True, True, True, False)))
+    assert row["evidence"] == "bound on avg" and row["winner"] == "max"
+    assert row["at_least"] == pytest.approx(row["max_lo"] - row["avg_hi"]) and row["at_least"] > 0.3
+    assert row["verdict"].startswith("max higher by at least")
+    sentence = stats.comparison_sentence(row, data="MNIST-10k", training="adversarial (PGD)", attack="AA", images=500)
+    assert "max pooling is more robust than average pooling by at least" in sentence
+    assert "upper bound" in sentence and "4 of its 5 models failed a masking check" in sentence
+    assert "500 test images" in sentence and "**" not in sentence
+    # a masked side whose bound reaches into the other side's interval: no verdict, and why
+    close = _compare(_study([_images(0.84, 500, rng) for _ in range(5)], high, masked_avg=(True,) * 5))
+    assert close["winner"] == "" and close["verdict"].startswith("no verdict: avg's upper bound reaches")
+    text = stats.comparison_sentence(close, data="d", training="t", attack="AA", images=500)
+    assert "no verdict" in text and "would decide it" in text
+    # the masked side can be max pooling too: the verdict then goes to average pooling
+    flipped = _compare(_study(high, low, masked_max=(True,) * 5))
+    assert flipped["evidence"] == "bound on max" and flipped["winner"] == "avg"
+
+
+def test_the_boundary_needs_a_strict_gap():
+    # constant images make every bootstrap interval a point: the masked side's upper end (0) then
+    # equals the other side's lower end (0), a gap of exactly zero, which is no verdict
+    level = _compare(_study(["x" * 40] * 3, ["x" * 40] * 3, masked_avg=(True,) * 3))
+    assert level["avg_hi"] == level["max_lo"] == 0 and level["winner"] == "" and np.isnan(level["at_least"])
+    apart = _compare(_study(["x" * 40] * 3, ["r" * 40] * 3, masked_avg=(True,) * 3))
+    assert apart["winner"] == "max" and apart["at_least"] == pytest.approx(1.0)
+
+
+def test_a_stronger_attack_on_the_masked_side_only_makes_the_verdict_more_certain():
+    rng = np.random.default_rng(3)
+    avg = [_images(0.55, 400, rng) for _ in range(5)]
+    high = [_images(0.80, 400, rng) for _ in range(5)]
+    before = _compare(_study(avg, high, masked_avg=(True,) * 5))
+    # a stronger attack breaks some more of the masked models' images (r -> x), never the reverse
+    weaker = ["".join("x" if c == "r" and rng.random() < 0.3 else c for c in s) for s in avg]
+    after = _compare(_study(weaker, high, masked_avg=(True,) * 5))
+    assert before["winner"] == after["winner"] == "max"
+    assert after["avg_hi"] <= before["avg_hi"] and after["at_least"] >= before["at_least"]
+    # and a bound that gave no verdict can only come to one, never to the opposite one
+    tight = [_images(0.78, 400, rng) for _ in range(5)]
+    undecided = _compare(_study(tight, high, masked_avg=(True,) * 5))
+    lowered = _compare(_study(["".join("x" if c == "r" and rng.random() < 0.5 else c for c in s) for s in tight], high,
+                              masked_avg=(True,) * 5))
+    assert undecided["winner"] == "" and lowered["winner"] in ("", "max")
+
+
+def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
+    both = _compare(_study(["r" * 50] * 3, ["x" * 50] * 3, masked_avg=(True,) * 3, masked_max=(True, False, False)))
+    assert both["evidence"] == "bounds" and both["winner"] == "" and "both" in both["verdict"]
+    assert "only upper bounds" in stats.comparison_sentence(both, data="d", training="t", attack="AA", images=50)
+    two = _compare(_study(["r" * 50] * 2, ["x" * 50] * 2))
+    assert two["winner"] == "" and two["verdict"] == "no verdict: 2 avg/max seed pairs, a verdict needs 3"
+    masked_two = _compare(_study(["x" * 50] * 2, ["r" * 50] * 2, masked_avg=(True, True)))
+    assert masked_two["winner"] == "" and masked_two["verdict"].startswith("no verdict: 2 seeds")
+    three = _compare(_study(["r" * 400] * 3, ["x" * 400] * 3))
+    assert stats.MIN_VERDICT_SEEDS == 3 and three["winner"] == "avg"
+    assert _compare(_study(["r" * 400] * 3, ["x" * 400] * 3), min_seeds=4)["winner"] == ""
+    natural = _study(["r" * 30] * 3, ["x" * 30] * 3)
+    natural["masked"] = np.nan  # natural training is not checked: its numbers are estimates
+    assert _compare(natural)["evidence"] == "estimates"
+
+
+def test_bootstrap_refuses_too_few_resamples():
+    with pytest.raises(ValueError, match="resamples must be >= 20"):
+        stats.two_level_bootstrap(np.ones((3, 10)), resamples=1)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6])
+def test_exact_p_of_a_perfect_ordering_is_two_over_n_factorial(n):
+    found = stats.spearman_test(range(n), range(n))
+    assert found["rho"] == pytest.approx(1.0)
+    assert found["p_value"] == pytest.approx(2 / math.factorial(n)) == pytest.approx(found["min_p"])
+    assert found["method"].startswith("exact")
+
+
+def test_four_taps_cannot_support_the_hypothesis():
+    # the case a user met: rho = 1 over 4 taps was called support with p = 0; exactly, p = 2/24
+    frame = pd.DataFrame({"model": "m", "dIL": [0.1, 0.2, 0.3, 0.4], "V": [0.0, 0.1, 0.2, 0.5]})
+    row = stats.tap_correlations(frame, ["model"]).iloc[0]
+    assert row["p_value"] == pytest.approx(1 / 12) and row["verdict"] == "cannot test"
+    sentence = stats.correlation_sentence(row)
+    assert "p = 0.083" in sentence and "even a perfect ordering gives p = 0.083 > 0.05" in sentence
+    assert sentence.endswith("which cannot test the hypothesis")
+
+
+def test_permutation_p_values_agree_with_known_cases_and_monte_carlo_beyond_nine():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(4)
+    x, y = rng.random(8), rng.random(8)
+    exact = stats.spearman_test(x, y)
+    assert exact["rho"] == pytest.approx(spearmanr(x, y)[0])
+    assert 0 < exact["p_value"] <= 1
+    x, y = np.arange(12), np.arange(12) + rng.normal(0, 2, 12)
+    sampled = stats.spearman_test(x, y)
+    assert sampled["method"].startswith("Monte Carlo") and sampled["p_value"] < 0.01
+    assert stats.correlation_verdict(sampled["rho"], sampled["p_value"], min_p=sampled["min_p"]) == "supports"
+    assert stats.correlation_verdict(0.3, 0.4) == "leans towards"
+    assert stats.correlation_verdict(-0.95, 0.01) == "contradicts"
+    assert stats.correlation_verdict(float("nan"), float("nan")) == "cannot test"
+    assert np.isnan(stats.spearman(pd.DataFrame({"dIL": [1, 2], "V": [1, 2]}))[0])
+
+
+def test_correlation_over_seeds_resamples_seeds():
+    table = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "loss": [1, 2, 1.1, 2.1, 0.9, 1.9],
+                          "robust": [0.9, 0.5, 0.85, 0.45, 0.95, 0.55]})
+    found = stats.correlation_over_seeds(table, "loss", "robust", resamples=200)
+    assert found["rho"] < -0.8 and found["ci_hi"] < 0 and found["seeds"] == 3 and found["models"] == 6
+    assert np.isnan(stats.correlation_over_seeds(table.head(2), "loss", "robust")["rho"])
