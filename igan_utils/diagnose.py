@@ -6,7 +6,7 @@ information-loss decoder per tap, attacks the model with PGD, lets a judge label
 interpretations of the adversarial examples, and returns a :class:`Diagnosis` with the book's
 tables, figures and a self-contained report. Budgets come from a profile (``quick`` by default).
 
-The judge: for MNIST and CIFAR-10 the book's trusted judge (``evaluation.trusted_judge``, an
+The judge: for MNIST and CIFAR-10 the book's trusted judge (``diagnosis.trusted_judge``, an
 adversarially trained model that passed the gradient-masking checks); for any other data the caller
 passes a classifier of the same classes, or ``"self"`` (the model judges its own interpretations).
 """
@@ -256,7 +256,8 @@ def _judges(model, judge, dataset, P, store, progress) -> tuple[dict[str, nn.Mod
         raise ValueError("no judge: for data other than the book's MNIST or CIFAR-10 (dataset='mnist' or "
                          "'cifar10'), pass judge= a classifier of the same classes trained independently "
                          "(ideally adversarially), or judge='self'")
-    from .evaluation import masked_models, trusted_judge
+    from .diagnosis import trusted_judge
+    from .evaluation import masked_models
 
     splits = data.splits_for(P, dataset)
     found, checks = trusted_judge(P, dataset, splits, store=store, progress=progress)

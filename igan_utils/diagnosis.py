@@ -16,7 +16,7 @@ On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,11 +27,14 @@ from tqdm import tqdm
 
 from .attacks import pgd, predict
 from .data import ImageSet
-from .interpretgan import Generator, Interpreter, classifier_id, interpret
+from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
 from .runtime import model_device, to_model
-from .store import Store
+from .store import Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
+
+if TYPE_CHECKING:
+    from .training import TrainedModel
 
 INPUT = "input"  # the row of R_0: the judge's error on the adversarial images themselves
 
@@ -145,7 +148,7 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
     x, _ = test.tensors(device)
     rows = []
     for tap in tqdm(taps, desc="information loss", disable=not progress, leave=False):
-        key = {"classifier": dict(config or {}), "classifier_id": classifier_id(model), "tap": tap, "steps": steps,
+        key = {"classifier": dict(config or {}), "classifier_id": weights_fingerprint(model), "tap": tap, "steps": steps,
                "seed": seed, "train": train.fingerprint(), "test": test.fingerprint()}
 
         def compute(tap=tap):
@@ -228,6 +231,36 @@ def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: 
     table = pd.concat(frames, ignore_index=True)
     table["attacked"] = len(x)
     return table
+
+
+JUDGE_SEED_OFFSET = 1000  # the judge's seed: 1000 + the first diagnosed seed, which no diagnosed model uses
+
+
+def trusted_judge(params, dataset: str, splits, *, store: Store,
+                  progress: bool = True) -> tuple["TrainedModel", pd.DataFrame]:
+    """The independent judge of the diagnosis for ``dataset``: the adversarially trained model of seed
+    :data:`JUDGE_SEED_OFFSET` + ``seeds[0]``, with the first pooling of ``pools`` whose model passes
+    every masking check on the first ``check_size`` test images of ``splits``.
+
+    A judge that shares the weakness it should measure proves nothing: a naturally trained one is
+    fooled by the transferred perturbation itself. Returns the judge and the checks of every
+    candidate tried; when none passes, the last candidate (its failed checks say why it cannot be
+    trusted, and ``evaluation.masked_models`` of the checks names it)."""
+    from .evaluation import ensemble_for, masking_checks
+    from .profiles import attack_settings, large_eps
+    from .training import config_for, get_or_train
+
+    x, y = splits.test.take(slice(0, params["check_size"])).tensors()
+    checks = []
+    for pool in params["pools"]:
+        config = config_for(params, dataset, pool, JUDGE_SEED_OFFSET + params["seeds"][0], adversarial=True)
+        judge = get_or_train(config, splits.train, splits.val, store=store, progress=progress)
+        checks.append(masking_checks(judge, x, y, eps=attack_settings(params, dataset)["eps"],
+                                     large_eps=large_eps(params, dataset), ensemble=ensemble_for(params, dataset),
+                                     store=store))
+        if checks[-1]["passed"].all():
+            break
+    return judge, pd.concat(checks, ignore_index=True)
 
 
 def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> list[str]:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import attacks
 from .runtime import to_model
-from .store import Store, fingerprint
+from .store import Store, fingerprint, weights_fingerprint
 from .training import TrainedModel
 
 AUTOATTACK = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -253,8 +253,8 @@ def _model_columns(trained: TrainedModel) -> dict:
 
 
 def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
-    weights = fingerprint(*trained.model.state_dict().values())
-    return {"model": dataclasses.asdict(trained.config), "weights": weights, "images": fingerprint(x, y), **settings}
+    return {"model": dataclasses.asdict(trained.config), "weights": weights_fingerprint(trained.model),
+            "images": fingerprint(x, y), **settings}
 
 
 def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
@@ -364,35 +364,6 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
         frame.insert(0, column, value)
     frame["eps"] = eps
     return frame
-
-
-JUDGE_SEED_OFFSET = 1000  # the judge's seed: 1000 + the first diagnosed seed, which no diagnosed model uses
-
-
-def trusted_judge(params, dataset: str, splits, *, store: Store,
-                  progress: bool = True) -> tuple[TrainedModel, pd.DataFrame]:
-    """The independent judge of the diagnosis for ``dataset``: the adversarially trained model of seed
-    :data:`JUDGE_SEED_OFFSET` + ``seeds[0]``, with the first pooling of ``pools`` whose model passes
-    every masking check on the first ``check_size`` test images of ``splits``.
-
-    A judge that shares the weakness it should measure proves nothing: a naturally trained one is
-    fooled by the transferred perturbation itself. Returns the judge and the checks of every
-    candidate tried; when none passes, the last candidate (its failed checks say why it cannot be
-    trusted, and :func:`masked_models` of the checks names it)."""
-    from .profiles import attack_settings, large_eps
-    from .training import config_for, get_or_train
-
-    x, y = splits.test.take(slice(0, params["check_size"])).tensors()
-    checks = []
-    for pool in params["pools"]:
-        config = config_for(params, dataset, pool, JUDGE_SEED_OFFSET + params["seeds"][0], adversarial=True)
-        judge = get_or_train(config, splits.train, splits.val, store=store, progress=progress)
-        checks.append(masking_checks(judge, x, y, eps=attack_settings(params, dataset)["eps"],
-                                     large_eps=large_eps(params, dataset), ensemble=ensemble_for(params, dataset),
-                                     store=store))
-        if checks[-1]["passed"].all():
-            break
-    return judge, pd.concat(checks, ignore_index=True)
 
 
 def masking_thresholds() -> dict[str, float]:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
 from .runtime import model_device, to_model
-from .store import Checkpoint, Store, fingerprint
+from .store import Checkpoint, Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
 
 
@@ -126,18 +126,13 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def classifier_id(model: nn.Module) -> str:
-    """Fingerprint of a classifier's weights: ties an interpreter to the model it explains."""
-    return fingerprint(*model.state_dict().values())
-
-
 @dataclass
 class Interpreter:
     """A trained G_ℓ for one tap of one classifier."""
 
     tap: str
     generator: Generator
-    classifier: str          # classifier_id of the model it was trained for
+    classifier: str          # store.weights_fingerprint of the model it was trained for
     history: list[dict]
 
     @property
@@ -246,7 +241,7 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
                                  "history": history})
     finally:
         _restore(classifier, flags)
-    return Interpreter(tap, gen.eval(), classifier_id(classifier), history)
+    return Interpreter(tap, gen.eval(), weights_fingerprint(classifier), history)
 
 
 def _mean_square(classifier: nn.Module, tap: str, train: ImageSet, device, n: int = 512) -> torch.Tensor:
@@ -263,7 +258,7 @@ def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, c
     (resumably) if missing. The store's key is the classifier's weights, the tap, the GAN settings
     and the training images, so another model, tap or data never reuses it."""
     store = store or Store()
-    key = {"classifier_id": classifier_id(classifier), "tap": tap, "gan": dataclasses.asdict(config),
+    key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": dataclasses.asdict(config),
            "data": train.fingerprint()}
 
     def create(checkpoint: Checkpoint) -> dict:
@@ -279,9 +274,9 @@ def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, c
 def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Interpreter:
     """An :class:`Interpreter` from its stored dict; with ``classifier``, check it is the model it
     was trained for (raises ValueError otherwise)."""
-    if classifier is not None and classifier_id(classifier) != stored["classifier"]:
+    if classifier is not None and weights_fingerprint(classifier) != stored["classifier"]:
         raise ValueError(f"this interpreter of tap {stored['tap']!r} was trained for another classifier "
-                         f"(weights {stored['classifier']}, given {classifier_id(classifier)})")
+                         f"(weights {stored['classifier']}, given {weights_fingerprint(classifier)})")
     gen = Generator(stored["z_shape"], stored["image_shape"], stored["width"])
     gen.load_state_dict(stored["generator"])
     device = model_device(classifier) if classifier is not None else torch.device("cpu")
@@ -307,7 +302,7 @@ def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: to
     if missing:
         raise ValueError(f"no interpreter for tap(s) {', '.join(map(repr, missing))}; "
                          f"interpreted taps: {', '.join(interpreters) or 'none'}")
-    model_id = classifier_id(classifier)
+    model_id = weights_fingerprint(classifier)
     for tap in taps:
         if interpreters[tap].classifier != model_id:
             raise ValueError(f"the interpreter of tap {tap!r} was trained for another classifier")

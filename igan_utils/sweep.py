@@ -1,7 +1,7 @@
 """Parameter sweeps: one notebook executed by papermill at every point of a grid, on Dask.
 
 A notebook takes part in sweeps by having a ``results_path`` parameter and writing its tidy results
-table there with :func:`record_results` as its last act. A point is finished when its table exists,
+table there with ``store.record_results`` as its last act. A point is finished when its table exists,
 so a rerun skips it; a failed point is reported with its executed notebook and the others go on.
 Points run on a Dask ``LocalCluster`` (``workers`` processes), or on an existing cluster given its
 scheduler address.
@@ -27,18 +27,12 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from .book import NotebookFailed, execute
+from .book import NotebookFailed, execute, parameter_pair
 from .profiles import notebook_parameters
 from .runtime import absolute_env_dirs
-from .store import atomic_write_bytes
+from .store import record_results
 
 RESULTS = "results_path"
-
-
-def record_results(table: pd.DataFrame, path: str | Path | None) -> None:
-    """Write a run's results ``table`` as CSV to ``path`` (atomically); nothing when ``path`` is None."""
-    if path is not None:
-        atomic_write_bytes(path, table.to_csv(index=False).encode())
 
 
 @dataclass
@@ -172,33 +166,6 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], out: str 
     return SweepResult(table, failures, skipped=len(points) - len(todo), seconds=time.perf_counter() - start)
 
 
-def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFrame, SweepResult]:
-    """The robust accuracy and information loss of every model of ``params.datasets`` × ``pools`` ×
-    ``params.sweep_seeds``: ``notebooks/robustness_point.ipynb`` at each point, every other parameter
-    of the point taken from ``params`` (a chapter's), on ``params.sweep_workers`` Dask workers or the
-    cluster at ``params.sweep_scheduler``.
-
-    Points are kept in the store under ``sweeps/<name>-<key>``; the key covers the grid, the fixed
-    parameters and the masking checks' thresholds, because each point judges its models' ``masked``
-    when it runs: a changed rule runs the points again (their models and attacks come from the store).
-    Returns the collected table, with a ``data`` column naming each dataset, and the sweep's result."""
-    from . import data, evaluation
-    from .profiles import NOTEBOOK_PARAMS
-    from .runtime import project_root
-    from .store import KEY_VERSIONS, Store, config_key
-
-    point = project_root() / "notebooks" / "robustness_point.ipynb"
-    shared = set(NOTEBOOK_PARAMS["robustness_point"]) - {"dataset", "pool", "seed", RESULTS}
-    fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None}}
-    grid = {"dataset": list(params.datasets), "pool": list(pools), "seed": list(params.sweep_seeds)}
-    key = config_key("sweep", {"grid": grid, "fixed": fixed, "masking": evaluation.masking_thresholds(),
-                               "versions": KEY_VERSIONS})
-    result = run_sweep(point, grid, Store().root / "sweeps" / f"{name}-{key}", parameters=fixed,
-                       scheduler=params.sweep_scheduler, workers=params.sweep_workers)
-    labels = {ds: data.splits_for(params, ds).label for ds in params.datasets}
-    return result.table.assign(data=lambda t: t["dataset"].map(labels)), result
-
-
 def _client(scheduler: str | None, workers: int, threads_per_worker: int):
     if scheduler is not None:
         return _connect(scheduler), None
@@ -223,19 +190,12 @@ def collect(out: str | Path, points: Sequence[Mapping[str, Any]]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _parse_assignment(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name.strip(), value.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="igan-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
-    parser.add_argument("--grid", action="append", type=_parse_assignment, default=[], metavar="NAME=V1,V2,...",
+    parser.add_argument("--grid", action="append", type=parameter_pair, default=[], metavar="NAME=V1,V2,...",
                         help="a grid axis (repeat for more)")
-    parser.add_argument("-p", "--parameter", action="append", type=_parse_assignment, default=[],
+    parser.add_argument("-p", "--parameter", action="append", type=parameter_pair, default=[],
                         metavar="NAME=VALUE", help="a parameter given to every point")
     parser.add_argument("--out", type=Path, required=True, help="folder of the executed points and results.csv")
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")

@@ -5,7 +5,7 @@ import torch
 
 from igan_utils import interpretgan, metrics, models
 from igan_utils.interpretgan import GanConfig, Generator, GanDivergedError
-from igan_utils.store import Checkpoint, Store
+from igan_utils.store import Checkpoint, Store, weights_fingerprint
 from igan_utils.taps import forward_with_taps
 
 CPU = torch.device("cpu")
@@ -60,7 +60,7 @@ def test_store_round_trip_and_wrong_classifier(natural_model, mnist, tmp_path):
     again = interpretgan.get_or_train_interpreter(natural_model, "pool2", mnist.train, config, store=store, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(first.generator.state_dict().values(),
                                                  again.generator.state_dict().values()))
-    stored = store.load("interpreter", {"classifier_id": interpretgan.classifier_id(natural_model), "tap": "pool2",
+    stored = store.load("interpreter", {"classifier_id": weights_fingerprint(natural_model), "tap": "pool2",
                                         "gan": dataclasses.asdict(config), "data": mnist.train.fingerprint()})
     with pytest.raises(ValueError, match="trained for another classifier"):
         interpretgan.load_interpreter(stored, models.small_cnn("avg"))

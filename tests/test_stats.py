@@ -149,3 +149,4 @@ def test_correlation_over_seeds_resamples_seeds():
     found = stats.correlation_over_seeds(table, "loss", "robust", resamples=200)
     assert found["rho"] < -0.8 and found["ci_hi"] < 0 and found["seeds"] == 3 and found["models"] == 6
     assert np.isnan(stats.correlation_over_seeds(table.head(2), "loss", "robust")["rho"])
+

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from igan_utils import sweep
+from igan_utils import study, sweep
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -85,10 +85,10 @@ def test_a_study_reruns_its_points_when_the_masking_rule_changes(tmp_path, monke
 
     monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
     params = profiles.resolve("05_sweeps", "smoke")
-    table, _ = sweep.robustness_study(params, "pooling", ["max", "avg"])
-    sweep.robustness_study(params, "pooling", ["max", "avg"])
+    table, _ = study.robustness_study(params, "pooling", ["max", "avg"])
+    study.robustness_study(params, "pooling", ["max", "avg"])
     monkeypatch.setattr(evaluation, "MAX_BELOW_PGD", 0.2)
-    sweep.robustness_study(params, "pooling", ["max", "avg"])
+    study.robustness_study(params, "pooling", ["max", "avg"])
     assert folders[0] == folders[1] != folders[2]
     assert folders[0].parent == tmp_path / "sweeps" and folders[0].name.startswith("pooling-")
     assert table["data"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
