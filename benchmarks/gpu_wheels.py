@@ -21,7 +21,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-NEEDED = ["papermill", "ipykernel", "myst-nb", "ipywidgets", "pyautoattack", "torchattacks", "dask",
+NEEDED = ["papermill", "ipykernel", "myst-nb", "docutils", "ipywidgets", "pyautoattack", "torchattacks", "dask",
           "distributed", "nbformat", "nbclient"]
 # Already in the accelerator's image (the device tool's package list of 2026-11-17), or not wanted.
 ON_THE_IMAGE = {

@@ -15,6 +15,7 @@ this costs no extra pass). With ``early_exit``, samples already fooled are dropp
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from dataclasses import dataclass
@@ -69,12 +70,16 @@ def check_labels(y: torch.Tensor, n_classes: int) -> None:
                          f"{int(bad.sum())} do not, e.g. {sorted(set(y[bad].tolist()))[:5]}")
 
 
-def check_eps(eps, name: str = "eps") -> float:
-    """``eps`` as a float, or a TypeError/ValueError naming ``name``."""
+def check_eps(eps, name: str = "eps", *, radius: bool = True) -> float:
+    """``eps`` (a radius, or with ``radius=False`` a step size) as a float: finite, >= 0 and, for a
+    radius, at most 1 (images lie in [0, 1]); else a TypeError/ValueError naming ``name``."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
         raise TypeError(f"{name} must be a number, got {eps!r} ({type(eps).__name__})")
-    if not eps >= 0:
-        raise ValueError(f"{name} must be >= 0, got {eps}")
+    if not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {eps}")
+    if radius and eps > 1:
+        raise ValueError(f"{name} = {eps:g} is larger than the whole range [0, 1] of an image; for a radius "
+                         f"in pixel levels divide by 255 (e.g. 8/255 = {8 / 255:.4f})")
     return float(eps)
 
 
@@ -83,6 +88,9 @@ def check_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got "
                          f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3, 4):
+        raise ValueError(f"x has shape {tuple(x.shape)}, which looks like (N, H, W, C): images go in as "
+                         f"(N, C, H, W); use x.permute(0, 3, 1, 2)")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values")
     expected = getattr(model, "input_shape", None)
@@ -95,17 +103,20 @@ def check_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
         raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got "
                          f"{tuple(getattr(y, 'shape', ()))}")
+    if y.numel() and int(y.min()) < 0:
+        # cross-entropy ignores label -100 (loss 0), which would count every such image as fooled
+        raise ValueError(f"labels must be >= 0, got {sorted(set(y[y < 0].tolist()))[:5]}")
 
 
 def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
                   steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
-    check_eps(eps)
+    check_eps(eps, radius=norm == "linf")  # an L2 radius may exceed 1
     check_images(model, x, y)
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if step_size is not None and not step_size > 0:
+    if step_size is not None and not check_eps(step_size, "step_size", radius=False) > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
     if not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
@@ -143,8 +154,10 @@ def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad.sign() if norm == "linf" else grad / _per_sample_norm(grad)
 
 
-def _loss_and_fooled(model: nn.Module, xa: torch.Tensor, label: torch.Tensor, targeted: bool):
+def _loss_and_fooled(model: nn.Module, xa: torch.Tensor, label: torch.Tensor, targeted: bool, check: bool = False):
     logits = logits_of(model, xa).float()  # float32 loss also under autocast
+    if check:  # once per attack (a host sync): labels must index the logits
+        check_labels(label, logits.shape[1])
     loss = F.cross_entropy(logits, label, reduction="none")
     pred = logits.argmax(1)
     fooled = pred == label if targeted else pred != label
@@ -206,13 +219,15 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
     the model's device; the result is on ``x``'s.
     """
     _check_inputs(model, x, y, eps)
+    if alpha is not None and not check_eps(alpha, "alpha", radius=False) > 0:
+        raise ValueError(f"alpha must be > 0 (a step up the loss), got {alpha}")
     given = x
     x, y = to_model(model, x, y)
     alpha = alpha if alpha is not None else (1.25 * eps if random_start else eps)
     with eval_mode(model):
         xa = _project(x + _random_start(x, eps, "linf", generator), x, eps, "linf") if random_start else x
         xa = xa.detach().requires_grad_(True)
-        loss, _ = _loss_and_fooled(model, xa, y, targeted)
+        loss, _ = _loss_and_fooled(model, xa, y, targeted, check=True)
         grad, = torch.autograd.grad(loss.sum(), xa)
         adv = _project(xa.detach() + alpha * grad.sign(), x, eps, "linf")
         with torch.no_grad():
@@ -253,7 +268,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
     best_loss = torch.full((n,), -float("inf"), device=x.device)
 
     with eval_mode(model):
-        for _ in range(restarts):
+        for restart in range(restarts):
             # Noise is drawn for the whole batch, so early exit changes which samples are
             # attacked but never the noise a sample gets.
             noise = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
@@ -276,7 +291,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                         if idx.numel() == 0:
                             break
                 xa = xa.detach().requires_grad_(True)
-                loss, fooled = _loss_and_fooled(model, xa, label, targeted)
+                loss, fooled = _loss_and_fooled(model, xa, label, targeted, check=not (restart or step))
                 grad, = torch.autograd.grad(loss.sum(), xa)
                 state.record(xa.detach(), loss.detach(), fooled)
                 xa = _project(xa.detach() + step_size * _ascent(grad, norm), x0, eps, norm)
@@ -301,6 +316,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
     _check_inputs(model, x, y, eps, norm, steps, step_size if eps > 0 else None, restarts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(x) == 0:
+        raise ValueError("no images to evaluate (x is empty)")
     x, y = to_model(model, x, y)
     start = time.perf_counter()
     generator = torch.Generator(device=x.device).manual_seed(seed)

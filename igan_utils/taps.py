@@ -26,6 +26,9 @@ def tap_names(model: nn.Module, taps: Sequence[str] | None = None) -> list[str]:
             raise ValueError(f"{type(model).__name__} has no `taps` attribute; pass the tap names "
                              f"(submodule names from model.named_modules())")
         taps = model.taps
+    if isinstance(taps, str):
+        raise ValueError(f"taps must be a list of layer names, got the string {taps!r}"
+                         + (f"; did you mean {taps.split(',')}?" if "," in taps else f"; did you mean [{taps!r}]?"))
     taps = list(taps)
     if not taps:
         raise ValueError("taps must name at least one layer")

@@ -84,7 +84,7 @@ def test_same_seed_same_attack(natural_model, test_batch):
     ({"x": torch.rand(4, 3, 28, 28)}, "per-image shape \\(3, 28, 28\\).*expects \\(1, 28, 28\\)"),
     ({"x": torch.rand(4, 1, 28, 28) * 2}, "x must lie in \\[0, 1\\]"),
     ({"y": torch.zeros(3, dtype=torch.long)}, "y must be an integer tensor of shape \\(4,\\)"),
-    ({"eps": -0.1}, "eps must be >= 0"),
+    ({"eps": -0.1}, "eps must be a finite number >= 0"),
     ({"norm": "l1"}, "unknown norm 'l1'; valid: linf, l2"),
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"restarts": 0}, "restarts must be an integer >= 1"),
@@ -100,7 +100,7 @@ def test_bad_input_is_a_clear_value_error(kwargs, message):
 
 
 def test_fgsm_rejects_bad_input_too():
-    with pytest.raises(ValueError, match="eps must be >= 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         attacks.fgsm(models.small_cnn(), torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), -1.0)
 
 
@@ -170,3 +170,30 @@ def test_restarts_count_every_first_success_with_and_without_early_exit(restarts
         anywhere |= start.flatten() >= 0.5
     assert 0 < int(anywhere.sum()) < 256
     assert torch.equal(runs[1].success, anywhere)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    # label -100 is cross-entropy's ignore_index: loss 0, and every image was counted fooled
+    (lambda m, x, y: attacks.pgd(m, x, y - 100, 0.1, steps=2), ValueError, "labels must be >= 0"),
+    (lambda m, x, y: attacks.robust_accuracy(m, x, y - 100, eps=0.1, steps=2), ValueError, "labels must be >= 0"),
+    (lambda m, x, y: attacks.pgd(m, x, y + 10, 0.1, steps=2), ValueError, "labels must lie in 0..9"),
+    (lambda m, x, y: attacks.fgsm(m, x, y + 10, 0.1), ValueError, "labels must lie in 0..9"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 8, steps=2), ValueError, "divide by 255"),
+    (lambda m, x, y: attacks.pgd(m, x, y, float("inf"), steps=2), ValueError, "finite number >= 0"),
+    (lambda m, x, y: attacks.fgsm(m, x, y, 0.3, alpha=-0.3), ValueError, "alpha must be a finite number >= 0"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, step_size="0.01"), TypeError, "step_size must be a number"),
+    (lambda m, x, y: attacks.robust_accuracy(m, x[:0], y[:0], eps=0.1), ValueError, "no images to evaluate"),
+    (lambda m, x, y: attacks.pgd(m, x.permute(0, 2, 3, 1), y, 0.1), ValueError, "looks like \\(N, H, W, C\\)"),
+])
+def test_mistakes_get_one_clear_sentence_before_any_work(call, error, message):
+    model = models.small_cnn()
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    with pytest.raises(error, match=message):
+        call(model, x, y)
+
+
+def test_taps_given_as_one_string_are_refused_with_a_hint():
+    from igan_utils import taps
+
+    with pytest.raises(ValueError, match="did you mean \\['conv1', 'conv2'\\]"):
+        taps.tap_names(models.small_cnn(), "conv1,conv2")
