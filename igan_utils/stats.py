@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["MIN_VERDICT_SEEDS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap", "compare_pools",
-           "comparison_sentence", "spearman", "spearman_test", "correlation_over_seeds", "correlation_verdict"]
+           "comparison_sentence", "spearman", "spearman_test", "correlation_over_seeds", "correlation_verdict",
+           "tap_correlations", "correlation_sentence"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
 ALPHA = 0.05           # every interval is 95%, every test two-sided at 5%
@@ -95,7 +96,7 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
     rows = []
     for key, part in table.groupby(by, sort=False):
         masked = part.get("masked", pd.Series(False, index=part.index)).astype(object).fillna(False).astype(bool)
-        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "a": a, "b": b}
+        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "a": a, "b": b, "min_seeds": min_seeds}
         sides = {p: part[part["pool"] == p] for p in (a, b)}
         for p, side in sides.items():
             row[f"{p}_seeds"], row[f"{p}_masked"] = side["seed"].nunique(), int(masked[side.index].sum())
@@ -172,17 +173,11 @@ def comparison_sentence(row, *, data: str, training: str, attack: str, images: i
                 f"points. {why}, and even the upper end of its interval ({100 * row[f'{bound}_hi']:.1f}%) lies below "
                 f"the lower end of {name[estimate]}'s ({100 * row[f'{estimate}_lo']:.1f}%, an estimate from unmasked "
                 f"models). A stronger attack could only widen the gap. Measured: {measured}.")
-    if row["seeds"] < MIN_VERDICT_SEEDS:
+    if row["seeds"] < row["min_seeds"]:
         return f"{head}: {row['verdict']}. Measured: {measured}."
     return (f"{head}: no verdict. {why}, but its interval reaches into {name[estimate]}'s, so it may be as robust "
             f"as {name[estimate]} or far less; an attack that breaks the masked models further, or a training "
             f"recipe that leaves them unmasked, would decide it. Measured: {measured}.")
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(values)
 
 
 def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
@@ -204,7 +199,9 @@ def spearman_test(x, y, *, seed: int = 0) -> dict:
     out = {"rho": float("nan"), "p_value": float("nan"), "n": n, "min_p": float("nan"), "method": ""}
     if n < 3 or len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
         return out
-    rx, ry = _average_ranks(x), _average_ranks(y)
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)  # average ranks for ties
     rho = float(_rho_of_ranks(rx, ry[None])[0])
     if n <= EXACT_UP_TO:
         orders = np.array(list(itertools.permutations(range(n))))
