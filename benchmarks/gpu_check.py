@@ -40,12 +40,12 @@ def same_weights(a: Path, b: Path) -> int:
 
 
 def per_model(chapter1: Path, chapter2: Path) -> int:
-    trained = pd.read_csv(chapter1)[["pool", "training", "seed", "device", "train_seconds"]]
+    trained = pd.read_csv(chapter1)[["pool", "method", "seed", "device", "train_seconds"]]
     evaluated = pd.read_csv(chapter2)
     seconds = [c for c in evaluated if c.startswith("seconds_")]
     evaluated = evaluated.assign(evaluation_seconds=evaluated[seconds].sum(axis=1))
-    table = trained.merge(evaluated[["pool", "training", "seed", "attack", "n", "robust_acc", "evaluation_seconds",
-                                     *seconds]], on=["pool", "training", "seed"], how="left")
+    table = trained.merge(evaluated[["pool", "method", "seed", "attack", "n", "robust_acc", "evaluation_seconds",
+                                     *seconds]], on=["pool", "method", "seed"], how="left")
     print(table.round(3).to_markdown(index=False))
     return 0
 

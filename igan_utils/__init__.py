@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    "diagnose_model": "diagnose", "Diagnosis": "diagnose",
+    "diagnose_model": "checkup", "Diagnosis": "checkup",
     "pgd": "attacks", "fgsm": "attacks", "robust_accuracy": "attacks", "predict": "attacks", "accuracy": "attacks",
     "worst_case": "evaluation", "masking_checks": "evaluation", "robust_table": "evaluation",
     "Ensemble": "evaluation",

@@ -16,7 +16,6 @@ this costs no extra pass). With ``early_exit``, samples already fooled are dropp
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .runtime import to_model
+from .checks import (check_count, check_deterministic, check_eps, check_images, check_labels, check_step,
+                     logits_of)
+from .runtime import eval_mode, to_model
 
 NORMS = ("linf", "l2")
 
@@ -48,78 +49,16 @@ class RobustAccuracy:
     seconds: float
 
 
-def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``model(x)``, which must be a logits tensor (N, classes); anything else is a TypeError that
-    says how to wrap the model."""
-    out = model(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the model must return a logits tensor of shape (N, classes), but it returned a "
-                        f"{type(out).__name__}; wrap it in a module whose forward returns only the logits, "
-                        f"e.g. `def forward(self, x): return self.inner(x)[0]` (or `['logits']` for a dict)")
-    if out.ndim != 2 or out.shape[0] != x.shape[0]:
-        raise TypeError(f"the model must return logits of shape (N, classes) = ({x.shape[0]}, classes), "
-                        f"got shape {tuple(out.shape)}")
-    return out
-
-
-def check_labels(y: torch.Tensor, n_classes: int) -> None:
-    """Labels must index the model's ``n_classes`` logits: else a ValueError saying which do not."""
-    bad = (y < 0) | (y >= n_classes)
-    if bool(bad.any()):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1} (the model returns {n_classes} logits), but "
-                         f"{int(bad.sum())} do not, e.g. {sorted(set(y[bad].tolist()))[:5]}")
-
-
-def check_eps(eps, name: str = "eps", *, radius: bool = True) -> float:
-    """``eps`` (a radius, or with ``radius=False`` a step size) as a float: finite, >= 0 and, for a
-    radius, at most 1 (images lie in [0, 1]); else a TypeError/ValueError naming ``name``."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {eps!r} ({type(eps).__name__})")
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {eps}")
-    if radius and eps > 1:
-        raise ValueError(f"{name} = {eps:g} is larger than the whole range [0, 1] of an image; for a radius "
-                         f"in pixel levels divide by 255 (e.g. 8/255 = {8 / 255:.4f})")
-    return float(eps)
-
-
-def check_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Images (N, C, H, W) finite, in [0, 1] and of the model's shape; labels int (N,): else ValueError."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got "
-                         f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3, 4):
-        raise ValueError(f"x has shape {tuple(x.shape)}, which looks like (N, H, W, C): images go in as "
-                         f"(N, C, H, W); use x.permute(0, 3, 1, 2)")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values")
-    expected = getattr(model, "input_shape", None)
-    if expected is not None and tuple(x.shape[1:]) != tuple(expected):
-        raise ValueError(f"x has per-image shape {tuple(x.shape[1:])} (C, H, W) but the model "
-                         f"expects {tuple(expected)}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must lie in [0, 1] (normalisation belongs inside the model), got values "
-                         f"in [{x.min().item():.3g}, {x.max().item():.3g}]")
-    if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
-        raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got "
-                         f"{tuple(getattr(y, 'shape', ()))}")
-    if y.numel() and int(y.min()) < 0:
-        # cross-entropy ignores label -100 (loss 0), which would count every such image as fooled
-        raise ValueError(f"labels must be >= 0, got {sorted(set(y[y < 0].tolist()))[:5]}")
-
-
 def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
                   steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
     check_eps(eps, radius=norm == "linf")  # an L2 radius may exceed 1
     check_images(model, x, y)
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if step_size is not None and not check_eps(step_size, "step_size", radius=False) > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
-    if not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+    check_count(steps, "steps")
+    if step_size is not None:
+        check_step(step_size, "step_size")
+    check_count(restarts, "restarts")
 
 
 def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
@@ -164,19 +103,6 @@ def _loss_and_fooled(model: nn.Module, xa: torch.Tensor, label: torch.Tensor, ta
     return (-loss if targeted else loss), fooled
 
 
-class eval_mode:
-    """Run a model in eval mode, restoring its previous mode afterwards."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-
-
 KEEP = ("first_success", "max_loss")
 
 
@@ -214,13 +140,32 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
          generator: torch.Generator | None = None) -> AttackResult:
     """Fast gradient sign method (Goodfellow et al.), optionally from a random start (Wong et al.).
 
-    One L-inf step of size ``alpha`` (default: ε, or 1.25ε with a random start), projected onto the
-    ε-ball and [0, 1]. ``y`` holds the true labels, or the target labels when ``targeted``. Runs on
-    the model's device; the result is on ``x``'s.
+    One L∞ step up the loss, projected onto the ε-ball around ``x`` and onto [0, 1].
+
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes); run in eval mode, its mode restored.
+        x: images (N, C, H, W), floats in [0, 1], on any device (moved to the model's).
+        y: labels (N,), integers in 0..classes-1: the true labels, or the targets when ``targeted``.
+        eps: the L∞ radius, in [0, 1] (e.g. 0.3 for MNIST, 8/255 for CIFAR-10).
+        random_start: start from a uniform point of the ε-ball (default False).
+        alpha: the step, > 0 (default: ``eps``, or 1.25·``eps`` with a random start).
+        targeted: step towards ``y`` instead of away from it (default False).
+        generator: a ``torch.Generator`` for the random start (default: the global one).
+
+    Returns:
+        an :class:`AttackResult`: ``adv`` (N, C, H, W) on ``x``'s device and dtype, ``success`` (N,) bool.
+
+    Raises:
+        ValueError or TypeError, before any work, for images not (N, C, H, W) in [0, 1], labels out of
+        range, ``eps`` above 1 or not finite, ``alpha`` not > 0.
+
+    Example:
+        >>> result = fgsm(model, x, y, eps=0.3, random_start=True)  # doctest: +SKIP
+        >>> result.success.float().mean()  # doctest: +SKIP
     """
     _check_inputs(model, x, y, eps)
-    if alpha is not None and not check_eps(alpha, "alpha", radius=False) > 0:
-        raise ValueError(f"alpha must be > 0 (a step up the loss), got {alpha}")
+    if alpha is not None:
+        check_step(alpha, "alpha")
     given = x
     x, y = to_model(model, x, y)
     alpha = alpha if alpha is not None else (1.25 * eps if random_start else eps)
@@ -244,15 +189,40 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         steps: int = 40, step_size: float | None = None, random_start: bool = True, restarts: int = 1,
         targeted: bool = False, keep: str = "first_success", early_exit: bool = False, check_every: int = 5,
         generator: torch.Generator | None = None) -> AttackResult:
-    """Projected gradient descent (Madry et al.) in L-inf or L2.
+    """Projected gradient descent (Madry et al.) in L∞ or L2.
 
-    ``step_size`` defaults to 2.5·ε/steps. ``restarts`` repeats the attack from new random starts.
-    ``keep`` says which iterate a sample ends with, over all steps and restarts: ``first_success``,
-    the first that fools the model (all robust accuracy needs; just across the decision boundary),
-    or ``max_loss``, the one of highest loss (a confidently misclassified image, for looking at).
-    ``y`` holds the true labels, or the target labels when ``targeted``. With ``early_exit``
-    (``first_success`` only), fooled samples stop being attacked: the same result for less work.
-    Runs on the model's device; the result is on ``x``'s.
+    A sample ends with one iterate over all steps and restarts, chosen by ``keep``. With
+    ``early_exit`` (``first_success`` only) fooled samples stop being attacked between chunks of
+    ``check_every`` steps: the same result for less work.
+
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes); run in eval mode, its mode restored.
+        x: images (N, C, H, W), floats in [0, 1], on any device (moved to the model's).
+        y: labels (N,), integers in 0..classes-1: the true labels, or the targets when ``targeted``.
+        eps: the radius, in [0, 1] for L∞ (an L2 radius may exceed 1).
+        norm: ``"linf"`` (default) or ``"l2"``.
+        steps: gradient steps per restart, >= 1 (default 40).
+        step_size: > 0 (default: 2.5·``eps``/``steps``, Madry et al.'s path length).
+        random_start: start each restart from a random point of the ball (default True).
+        restarts: random restarts, >= 1 (default 1).
+        targeted: step towards ``y`` (default False).
+        keep: ``"first_success"`` (default; the first iterate that fools the model: all robust accuracy
+            needs) or ``"max_loss"`` (the iterate of highest loss, a confidently misclassified image).
+        early_exit: drop fooled samples (default False).
+        check_every: steps between early-exit checks (default 5).
+        generator: a ``torch.Generator`` for the random starts (default: the global one).
+
+    Returns:
+        an :class:`AttackResult`: ``adv`` (N, C, H, W) on ``x``'s device and dtype, ``success`` (N,) bool.
+
+    Raises:
+        ValueError or TypeError, before any work, for images not (N, C, H, W) in [0, 1] (with a hint for
+        (N, H, W, C)), labels out of range or negative, ``eps`` above 1 (with the /255 hint) or not
+        finite, a non-positive step, an unknown ``norm`` or ``keep``.
+
+    Example:
+        >>> result = pgd(model, x, y, eps=0.3, steps=40, restarts=2)  # doctest: +SKIP
+        >>> robust = (~result.success).float().mean()  # doctest: +SKIP
     """
     _check_inputs(model, x, y, eps, norm, steps, step_size, restarts)
     given = x
@@ -307,18 +277,42 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
                     step_size: float | None = None, restarts: int = 1, norm: str = "linf",
                     random_start: bool = True, batch_size: int = 500, early_exit: bool = True, seed: int = 0,
                     progress: bool | str = False) -> RobustAccuracy:
-    """Clean and PGD accuracy of ``model`` on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
+    """Clean and PGD accuracy of ``model``: the fraction of images it labels right before and after
+    the attack. Only correctly classified images are attacked (the others count as broken already).
 
-    Only correctly classified images are attacked (the others count as broken already); with
-    ``early_exit`` the attack also drops images once fooled (same result, less work). ``seed`` fixes the random starts.
-    ``progress`` shows a bar (a string is used as its label). Runs on the model's device.
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes), deterministic in eval mode (a randomised
+            model is refused: its robust accuracy needs other attacks); its mode is restored.
+        x: images (N, C, H, W), floats in [0, 1], N >= 1.
+        y: labels (N,), integers in 0..classes-1.
+        eps: the radius, in [0, 1] for L∞; 0 gives the clean accuracy twice.
+        steps: PGD steps, >= 1 (default 40).
+        step_size: > 0 (default: 2.5·``eps``/``steps``).
+        restarts: random restarts, >= 1 (default 1).
+        norm: ``"linf"`` (default) or ``"l2"``.
+        random_start: default True.
+        batch_size: images per batch, >= 1 (default 500).
+        early_exit: drop images once fooled (default True; the same result, less work).
+        seed: seed of the random starts (default 0).
+        progress: show a bar (default False; a string is used as its label).
+
+    Returns:
+        a :class:`RobustAccuracy`: ``clean`` and ``robust`` in [0, 1], ``n`` images, ``seconds``.
+
+    Raises:
+        ValueError or TypeError, before any work, for the input mistakes :func:`pgd` refuses, an empty
+        batch, or a model whose logits differ between two passes over the same images.
+
+    Example:
+        >>> robust_accuracy(model, x, y, eps=0.3, steps=40, restarts=2).robust  # doctest: +SKIP
     """
     _check_inputs(model, x, y, eps, norm, steps, step_size if eps > 0 else None, restarts)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_count(batch_size, "batch_size")
     if len(x) == 0:
         raise ValueError("no images to evaluate (x is empty)")
     x, y = to_model(model, x, y)
+    with eval_mode(model):
+        check_deterministic(model, x[:8])
     start = time.perf_counter()
     generator = torch.Generator(device=x.device).manual_seed(seed)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -347,8 +341,19 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels (N,) int64 of ``model`` for images ``x``, in eval mode and without gradients;
-    computed on the model's device, returned on ``x``'s."""
+    """Predicted labels of ``model`` for images ``x``, in eval mode (restored after) and without gradients.
+
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes).
+        x: images (N, C, H, W) in [0, 1], on any device (computed on the model's).
+        batch_size: images per forward pass (default 1000).
+
+    Returns:
+        labels (N,) int64 on ``x``'s device.
+
+    Example:
+        >>> predict(model, x)[:5]  # doctest: +SKIP
+    """
     with eval_mode(model), torch.no_grad():
         labels = [logits_of(model, to_model(model, x[i:i + batch_size])[0]).argmax(1)
                   for i in range(0, len(x), batch_size)]
@@ -356,7 +361,20 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Fraction of ``x`` that ``model`` labels as ``y``."""
+    """Fraction of images ``x`` that ``model`` labels as ``y``.
+
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes).
+        x: images (N, C, H, W) in [0, 1].
+        y: labels (N,), integers.
+        batch_size: images per forward pass (default 1000).
+
+    Returns:
+        the accuracy, a float in [0, 1].
+
+    Example:
+        >>> accuracy(model, x, y)  # doctest: +SKIP
+    """
     if len(x) == 0:
         return 0.0
     return (predict(model, x, batch_size) == y.to(x.device)).float().mean().item()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .profiles import PROFILE_NAMES, notebook_parameters, profiles_table
+from .commands import check_out_folder, command
+from .profiles import PROFILE_NAMES, check_values, notebook_parameters, parameters_cell, profiles_table
 from .runtime import absolute_env_dirs, project_root
 
 KERNEL = "python3"
@@ -89,6 +90,8 @@ def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dic
     unused = sorted(set(parameters) - set().union(*accepted.values()))
     if unused:
         raise ValueError(f"no chapter has the parameter(s) {', '.join(unused)}")
+    check_values(parameters)  # a bad value fails here, not in a kernel after the first chapters ran
+    check_out_folder(out, "folder of executed notebooks")
     records = []
     bar = tqdm(notebooks, desc=f"book ({profile})", unit="notebook")
     for notebook in bar:
@@ -149,6 +152,23 @@ def build_html(root: Path | None = None, *, strict: bool = True) -> Path:
     return root / "_build" / "html" / "index.html"
 
 
+def write_parameters_cells(root: Path | None = None) -> list[Path]:
+    """Rewrite the parameters cell of every notebook in ``notebooks/`` from ``profiles.PARAMS``
+    (:func:`profiles.parameters_cell`); returns the notebooks that changed."""
+    import nbformat
+
+    changed = []
+    for path in sorted(((root or project_root()) / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+        source = parameters_cell(path.stem)
+        if cell.source != source:
+            cell.source = source
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
+
+
 def parameter_pair(text: str) -> tuple[str, str]:
     """``NAME=VALUE`` from the command line as (name, value); argparse reports a malformed one."""
     name, sep, value = text.partition("=")
@@ -157,6 +177,7 @@ def parameter_pair(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="igan-book", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
@@ -167,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for the executed notebooks (default: book/executed)")
     parser.add_argument("--no-build", action="store_true", help="execute the notebooks, do not build")
     parser.add_argument("--no-strict", action="store_true", help="do not treat build warnings as errors")
+    parser.add_argument("--write-parameters", action="store_true",
+                        help="rewrite every notebook's parameters cell from profiles.PARAMS, and stop")
     args = parser.parse_args(argv)
+    if args.write_parameters:
+        changed = write_parameters_cells()
+        print(f"parameters cells rewritten: {', '.join(p.name for p in changed) or 'none (all up to date)'}")
+        return 0
     try:
         records = run_chapters(args.profile, only=args.only, parameters=dict(args.parameter),
                                kernel=args.kernel, out=args.out)
@@ -175,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             write_report(records, args.profile)
             index = build_html(strict=not args.no_strict)
             print(f"book: {index}")
-    except (NotebookFailed, RuntimeError, ValueError) as error:
+    except (NotebookFailed, RuntimeError) as error:  # the run failed (not the user's options): exit 1
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torchvision
 
+from .checks import check_label_tensor, check_layout, check_pixels
 from .runtime import resolve_dir
 from .store import fingerprint
 
@@ -133,22 +134,13 @@ def as_image_set(data, *, name: str = "data", classes: Sequence[str] | None = No
         raise TypeError(f"data must be a torch Dataset, a DataLoader or an (images, labels) pair of tensors, "
                         f"got {type(data).__name__}")
     labels = torch.as_tensor(labels)
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    check_layout(images)
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"{len(images)} images but {len(labels)} labels (need the same number, at least one)")
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1 or bool((labels < 0).any()):
-        raise ValueError(f"labels must be non-negative integer class indices of shape (N,), got {labels.dtype} "
-                         f"{tuple(labels.shape)}")
+    check_label_tensor(labels, len(images))
     if images.dtype != torch.uint8:
         images = images.float()
-        if not bool(torch.isfinite(images).all()):
-            raise ValueError("images contain NaN or infinite values")
-        low, high = images.min().item(), images.max().item()
-        if low < 0 or high > 1:
-            raise ValueError(f"images must be floats in [0, 1] (the threat model's ε is in those units), got "
-                             f"values in [{low:.3g}, {high:.3g}]; undo any normalisation and put it inside the "
-                             f"model instead")
+        check_pixels(images)
         images = images.mul(255).round().to(torch.uint8)
     n_classes = int(labels.max()) + 1
     classes = tuple(classes) if classes is not None else tuple(str(c) for c in range(n_classes))
@@ -202,6 +194,10 @@ def _load(name: str, train: bool, root: Path, download: bool) -> ImageSet:
     images = torch.as_tensor(dataset.data)
     images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
     labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    if len(images) != len(labels):  # each file is whole, but they are not a pair
+        raise DataCorruptError(f"{name.upper()} ({'train' if train else 'test'}) in {root} has {len(images):,} images "
+                               f"but {len(labels):,} labels: its image and label files are not from the same set. "
+                               f"Replace them with the official files.")
     classes = tuple(str(c).split(" - ")[0] for c in dataset.classes)  # MNIST's "7 - seven" → "7"
     return ImageSet(name, images.contiguous(), labels, classes)
 
@@ -276,8 +272,32 @@ def _open(name: str, train: bool, root: Path, download: bool):
 def load_splits(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
                 val_size: int = 0, test_size: int | None = None, split_seed: int = 0,
                 download: bool = True) -> Splits:
-    """Deterministic train/val/test splits: ``val_size`` images are held out of the training split,
-    then ``train_size`` and ``test_size`` images are drawn (None: all)."""
+    """Deterministic train/val/test splits of MNIST or CIFAR-10 from torchvision's files.
+
+    ``val_size`` images are held out of the training split, then ``train_size`` and ``test_size``
+    images are drawn; the same arguments give the same images everywhere.
+
+    Args:
+        name: ``"mnist"`` or ``"cifar10"``.
+        data_dir: the data folder (default None: ``$IGAN_DATA_DIR``, else ``./data``).
+        train_size: training images, >= 1 (default None: all left after ``val_size``).
+        val_size: images held out of training, >= 0 (default 0).
+        test_size: test images, >= 1 (default None: all).
+        split_seed: seed of the draws (default 0).
+        download: let torchvision download missing files (default True).
+
+    Returns:
+        :class:`Splits`: ``train``, ``val``, ``test`` (:class:`ImageSet`, uint8 images) and ``label``
+        (e.g. "MNIST-10k" for the offline re-split).
+
+    Raises:
+        DataNotFoundError naming the folder searched and the fix; DataCorruptError naming a file that is
+        truncated, not the official one, or does not pair with its labels.
+
+    Example:
+        >>> splits = load_splits("mnist", train_size=2000, val_size=200, test_size=500)  # doctest: +SKIP
+        >>> x, y = splits.test.tensors()  # doctest: +SKIP
+    """
     train = load(name, "train", data_dir=data_dir, download=download)
     test = load(name, "test", data_dir=data_dir, download=download)
     label = data_label(name, len(train), len(test))

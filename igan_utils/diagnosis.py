@@ -26,10 +26,11 @@ from torch import nn
 from tqdm import tqdm
 
 from .attacks import pgd, predict
+from .checks import check_resamples
 from .data import ImageSet
 from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
-from .runtime import model_device, to_model
+from .runtime import eval_mode, model_device, to_model
 from .store import Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
 
@@ -64,6 +65,7 @@ def vulnerability(errors: torch.Tensor, taps: Sequence[str], *, bootstrap: int =
     ``errors`` is (N, 1 + len(taps)) from :func:`judged_errors`. With N = 0 the table has its rows and
     columns but no numbers (NaN), so that callers can still concatenate and plot it.
     """
+    check_resamples(bootstrap)
     names = [INPUT, *taps]
     if errors.shape[1] != len(names):
         raise ValueError(f"errors has {errors.shape[1]} columns, expected 1 + {len(taps)} taps")
@@ -95,8 +97,8 @@ def vulnerability(errors: torch.Tensor, taps: Sequence[str], *, bootstrap: int =
 def feature_change(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, taps: Sequence[str]) -> pd.DataFrame:
     """Mean relative change ‖E_ℓ(x') − E_ℓ(x)‖ / ‖E_ℓ(x)‖ per tap, with its standard error."""
     taps = tap_names(model, taps)
-    with torch.no_grad():
-        clean = forward_with_taps(model.eval(), x, taps)[1]
+    with torch.no_grad(), eval_mode(model):
+        clean = forward_with_taps(model, x, taps)[1]
         adv = forward_with_taps(model, x_adv, taps)[1]
     rows = []
     for tap in taps:
@@ -114,21 +116,22 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
     loss): what can be recovered of the image from the layer alone. Trains on ``device``, by default
     the model's."""
     device = device or model_device(model)
-    model = model.to(device).eval()
     z_shape = tap_shapes(model, train.image_shape, [tap])[tap]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         decoder = Generator(z_shape, train.image_shape, width).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
-    for step in tqdm(range(steps), disable=not progress, leave=False, desc=f"decoder {tap}"):
-        index = torch.randint(len(train), (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
-        x = train.images[index].to(device).float().div_(255)
-        with torch.no_grad():
-            z = forward_with_taps(model, x, [tap])[1][tap]
-        loss = F.mse_loss(decoder.train()(*to_model(decoder, z)), x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with eval_mode(model):
+        for step in tqdm(range(steps), disable=not progress, leave=False, desc=f"decoder {tap}"):
+            index = torch.randint(len(train), (batch_size,),
+                                  generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
+            x = train.images[index].to(device).float().div_(255)
+            with torch.no_grad():
+                z = forward_with_taps(model, x, [tap])[1][tap]
+            loss = F.mse_loss(decoder.train()(*to_model(decoder, z)), x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     return decoder.eval()
 
 
@@ -155,10 +158,11 @@ def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, tes
             decoder = train_decoder(model, tap, train, steps=steps, seed=seed, device=device)
             with torch.no_grad():
                 x_hat = decoder(*to_model(decoder, forward_with_taps(model, x, [tap])[1][tap]))
-            return {"IL": F.mse_loss(x_hat, x).item(), "one_minus_ssim": 1 - ssim(x_hat, x).mean().item()}
+            return {"decoder_mse": F.mse_loss(x_hat, x).item(),
+                    "decoder_1_minus_ssim": 1 - ssim(x_hat, x).mean().item()}
 
         found = store.get_or_create("information_loss", key, compute, fmt="json")
-        rows.append({"tap": tap, "decoder_mse": found["IL"], "decoder_1_minus_ssim": found["one_minus_ssim"]})
+        rows.append({"tap": tap, **found})  # the decoder's raw errors; IL is the bound made from them below
     frame = pd.DataFrame(rows)
     for raw, bound in (("decoder_mse", "IL"), ("decoder_1_minus_ssim", "one_minus_ssim")):
         frame[bound] = frame[raw][::-1].cummin()[::-1]
@@ -180,8 +184,8 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
     device = model_device(model)
     x_train = train.take(slice(0, max_train)).tensors(device)[0]
     x_test = test.tensors(device)[0]
-    with torch.no_grad():
-        z_train = forward_with_taps(model.eval(), x_train, taps)[1]
+    with torch.no_grad(), eval_mode(model):
+        z_train = forward_with_taps(model, x_train, taps)[1]
         z_test = forward_with_taps(model, x_test, taps)[1]
     rows = []
     for tap in taps:
@@ -201,15 +205,17 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
     return pd.DataFrame(rows)
 
 
-def diagnose(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
-             x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
-             taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
+                        x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
+                        taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
     intervals) and the feature change at the tap; ``n`` is the number of successful attacks used.
 
-    ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order). Raises ValueError naming taps
-    without interpreters. With no successful attack it warns and returns rows with NaN numbers.
+    ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order).
+    Raises ValueError naming taps without interpreters, or for fewer than ``checks.MIN_RESAMPLES``
+    bootstrap resamples. With no successful attack it warns and returns rows with NaN numbers.
     """
+    check_resamples(bootstrap)  # before the attack, not after it
     taps = tap_names(model, taps if taps is not None else [t for t in _model_order(model, interpreters)])
     missing = [t for t in taps if t not in interpreters]
     if missing:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import attacks
-from .runtime import to_model
+from . import attacks, checks
+from .runtime import eval_mode, to_model
 from .store import Store, fingerprint, weights_fingerprint
 from .training import TrainedModel
 
@@ -48,10 +49,26 @@ MAX_ACC_AT_LARGE_EPS = 0.10  # accuracy that may remain at the large radius
 
 @dataclass(frozen=True)
 class Ensemble:
-    """The attacks of one evaluation, run in this order: our PGD first (``pgd_steps`` > 0), then
-    ``attacks`` (names from :data:`AUTOATTACK`), with their budgets. ``targets`` is the number of
-    target classes of APGD-T and FAB-T; AutoAttack's ``standard`` version is ``Ensemble()`` without
-    the PGD screen."""
+    """The attacks of one evaluation, run in this order: our PGD screen first (when ``pgd_steps`` > 0),
+    then the AutoAttack attacks in ``attacks``, each on the images the earlier ones left unbroken.
+
+    Args:
+        attacks: names from :data:`AUTOATTACK` (``"apgd-ce"``, ``"apgd-t"``, ``"fab-t"``, ``"square"``),
+            in order (default: all four, AutoAttack's ``standard`` version).
+        apgd_iters: iterations of APGD-CE and APGD-T, >= 1 (default 100).
+        targets: target classes of APGD-T and FAB-T, >= 1 (default 9).
+        square_queries: queries of the black-box Square attack, >= 1 (default 5000).
+        pgd_steps: steps of the PGD screen, 0 for none (default 0).
+        pgd_step_size: its step (default: 2.5·ε/``pgd_steps``).
+        pgd_restarts: its random restarts, >= 1 (default 1).
+
+    Raises:
+        ValueError for an unknown attack, no attack at all, or a budget below 1.
+
+    Example:
+        >>> Ensemble(attacks=("apgd-ce", "apgd-t", "square"), targets=3, square_queries=1000, pgd_steps=40).name
+        'AutoAttack (APGD-CE, APGD-T×3, Square-1000) + PGD-40×1'
+    """
 
     attacks: tuple[str, ...] = AUTOATTACK
     apgd_iters: int = 100
@@ -187,32 +204,55 @@ def _runners(model, eps: float, ensemble: Ensemble, seed: int, device, logger) -
 
 def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
                seed: int = 0, batch_size: int = 250, progress: bool | str = False) -> WorstCase:
-    """Run ``ensemble`` (L-inf, radius ``eps``) on images ``x`` (N, C, H, W) in [0, 1] with labels ``y``.
+    """The worst case over ``ensemble`` (L∞, radius ``eps``): per image, the first attack that breaks it.
 
     Each attack sees only the images still unbroken; every adversarial example is checked to lie in
-    the ε-ball and in [0, 1] before it counts. The model runs in eval mode, on its own device; the
-    per-image results come back on ``x``'s device. The global random state is left as it was
-    (AutoAttack reseeds it).
+    the ε-ball and in [0, 1] before it counts. The model runs in eval mode (restored after), on its own
+    device. The global random state is left as it was (AutoAttack reseeds it).
+
+    Args:
+        model: an ``nn.Module`` returning logits (N, classes), deterministic in eval mode.
+        x: images (N, C, H, W), floats in [0, 1], N >= 1.
+        y: labels (N,), integers in 0..classes-1.
+        eps: the L∞ radius, in (0, 1].
+        ensemble: an :class:`Ensemble` (``ensemble_for(params, dataset)`` gives the book's).
+        seed: seed of every attack (default 0).
+        batch_size: images per attack call (default 250).
+        progress: show bars (default False; a string is used as their label).
+
+    Returns:
+        a :class:`WorstCase` (per-image results on ``x``'s device; ``accuracy``, ``after`` each attack,
+        AutoAttack's ``flags``).
+
+    Raises:
+        ValueError or TypeError, before any attack, for images or labels the attacks refuse, ``eps`` of 0
+        or above 1, an ensemble that is not an :class:`Ensemble`, or a randomised model.
+
+    Example:
+        >>> worst_case(model, x, y, eps=0.3, ensemble=Ensemble(attacks=("apgd-ce", "apgd-t"))).accuracy  # doctest: +SKIP
     """
-    eps = attacks.check_eps(eps)
-    attacks.check_images(model, x, y)
+    eps = checks.check_eps(eps)
+    checks.check_module(model)
+    checks.check_images(model, x, y)
+    check_ensemble(ensemble)
     if eps == 0:
         raise ValueError("eps must be > 0 for an attack; at eps = 0 robust accuracy is clean accuracy")
     if int(x.shape[0]) == 0:
         raise ValueError("no images to evaluate")
     given = x.device
     x, y = to_model(model, x, y)
-    from pyautoattack import checks
+    from pyautoattack import checks as autoattack_checks
 
     flags = _Flags()
-    with attacks.eval_mode(model), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+    with eval_mode(model), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         clean = attacks.predict(model, x) == y  # also refuses a model that does not return logits
         head = slice(0, batch_size)
-        checks.check_randomized(model, x[head], y[head], logger=flags.logger)
-        n_classes = checks.check_range_output(model, x[head], logger=flags.logger)
-        attacks.check_labels(y, n_classes)
-        checks.check_dynamic(model, x[head], False, logger=flags.logger)
-        checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
+        checks.check_deterministic(model, x[:8])  # AutoAttack's own check below only warns
+        autoattack_checks.check_randomized(model, x[head], y[head], logger=flags.logger)
+        n_classes = autoattack_checks.check_range_output(model, x[head], logger=flags.logger)
+        checks.check_labels(y, n_classes)
+        autoattack_checks.check_dynamic(model, x[head], False, logger=flags.logger)
+        autoattack_checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
                                logger=flags.logger)
         broken_by = torch.where(clean, len(ensemble.order), -1)  # -1: misclassified already
         seconds = {}
@@ -228,11 +268,11 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
                 valid = ((adv - x[idx]).flatten(1).abs().amax(1) <= eps + 1e-6) & (adv.flatten(1).amin(1) >= 0) \
                     & (adv.flatten(1).amax(1) <= 1)
                 with torch.no_grad():
-                    broken = (attacks.logits_of(model, adv).argmax(1) != y[idx]) & valid
+                    broken = (checks.logits_of(model, adv).argmax(1) != y[idx]) & valid
                 broken_by[idx[broken]] = position
             seconds[name] = time.perf_counter() - start
         after = _accuracies_after(clean, broken_by, ensemble.order)
-        checks.check_square_sr(after, logger=flags.logger)
+        autoattack_checks.check_square_sr(after, logger=flags.logger)
     return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages)
 
 
@@ -247,9 +287,27 @@ def ensemble_for(params, dataset: str) -> Ensemble:
                     pgd_step_size=pgd["step_size"], pgd_restarts=params["restarts"])
 
 
+def check_ensemble(ensemble) -> None:
+    """``ensemble`` must be an :class:`Ensemble` (a list of attack names is one's ``attacks``)."""
+    if not isinstance(ensemble, Ensemble):
+        hint = (f" (for those attacks: Ensemble(attacks={tuple(ensemble)!r}))"
+                if isinstance(ensemble, (list, tuple)) else "")
+        raise TypeError(f"ensemble must be an evaluation.Ensemble, got {type(ensemble).__name__}{hint}; "
+                        f"the book's: evaluation.ensemble_for(params, dataset)")
+
+
+def check_trained(trained) -> None:
+    """``trained`` must be a :class:`~igan_utils.training.TrainedModel` (its config names the rows)."""
+    if not isinstance(trained, TrainedModel):
+        hint = (" For your own nn.Module, worst_case(model, x, y, eps=..., ensemble=...) gives the same attacks "
+                "without the book's bookkeeping" if isinstance(trained, torch.nn.Module) else "")
+        raise TypeError(f"expected a TrainedModel (what training.get_or_train returns), got "
+                        f"{type(trained).__name__}.{hint}")
+
+
 def _model_columns(trained: TrainedModel) -> dict:
     c = trained.config
-    return {"dataset": c.dataset, "pool": c.pool, "training": c.method, "seed": c.seed, "model": c.label}
+    return {"dataset": c.dataset, "pool": c.pool, "method": c.method, "seed": c.seed, "model": c.label}
 
 
 def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
@@ -261,6 +319,7 @@ def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *
                       store: Store, seed: int = 0) -> WorstCase:
     """:func:`worst_case` of ``trained`` on ``x``, ``y``, from the artifact store or run now and stored
     (per image, so that the robust table and the masking checks share one run)."""
+    check_trained(trained)
     def compute():
         result = worst_case(trained.model, x, y, eps=eps, ensemble=ensemble, seed=seed, progress=trained.config.label)
         return {"clean": result.clean.tolist(), "broken_by": result.broken_by.tolist(), "after": result.after,
@@ -274,12 +333,27 @@ def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *
 
 def robust_table(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps: float,
                  ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
-    """Clean and worst-case robust accuracy of each model on ``x``, ``y``: one row each.
+    """Clean and worst-case robust accuracy of each trained model on ``x``, ``y``: one row each.
 
-    Columns: the model's, ``eps``, ``attack`` (the ensemble's name), ``n``, ``clean_acc``,
-    ``robust_acc``, ``acc_after_<attack>`` and ``seconds_<attack>`` for each attack in order,
-    ``autoattack_flags`` (AutoAttack's warnings, "; "-joined) and ``robust_images`` (one character per
-    image, ``r`` robust or ``x`` broken, for intervals over test images; letters survive a CSV round trip).
+    Args:
+        models: :class:`~igan_utils.training.TrainedModel` objects (``training.get_or_train``).
+        x: images (N, C, H, W), floats in [0, 1].
+        y: labels (N,), integers.
+        eps: the L∞ radius, in (0, 1].
+        ensemble: an :class:`Ensemble`.
+        store: the artifact store; each model's per-image results are kept there and shared with
+            :func:`masking_checks` on the same images.
+        seed: seed of the attacks (default 0).
+
+    Returns:
+        a DataFrame with the model's columns (dataset, pool, method, seed, model), ``eps``, ``attack``
+        (the ensemble's name), ``n``, ``clean_acc``, ``robust_acc``, ``acc_after_<attack>`` and
+        ``seconds_<attack>`` for each attack in order, ``autoattack_flags`` ("; "-joined) and
+        ``robust_images`` (one character per image, ``r`` robust or ``x`` broken, for intervals over test
+        images; letters survive a CSV round trip).
+
+    Example:
+        >>> robust_table(models, x, y, eps=0.3, ensemble=ensemble_for(P, "mnist"), store=Store())  # doctest: +SKIP
     """
     rows = []
     for trained in models:
@@ -309,8 +383,8 @@ def robustness_curve(models: list[TrainedModel], x: torch.Tensor, y: torch.Tenso
 
 def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, large_eps: float,
                    ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
-    """Can the gradients of ``trained`` be trusted? One row per check, on images ``x``, ``y`` (pass the
-    images of ``robust_table``: the ensemble's run is then shared).
+    """Can the gradients of ``trained`` be trusted? One row per check (thresholds pre-registered in
+    ``book/method.md``):
 
     - **black-box vs white-box**: Square alone must not end below the white-box attacks (PGD, APGD-CE,
       APGD-T, FAB-T as far as ``ensemble`` has them; Square must be its last attack);
@@ -320,9 +394,32 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     - **AutoAttack's flags**: its own checks (zero gradients, randomness, probabilities instead of
       logits, a dynamic model, Square succeeding after the white-box attacks) raise no warning.
 
-    Columns: the model's, ``check``, ``attack``, ``accuracy``, ``baseline_accuracy``, ``criterion``,
-    ``passed``, ``detail``.
+    Args:
+        trained: a :class:`~igan_utils.training.TrainedModel` (for your own ``nn.Module``, run
+            :func:`worst_case` directly).
+        x: images (N, C, H, W) in [0, 1]; pass those of :func:`robust_table` to share its run.
+        y: labels (N,).
+        eps: the L∞ radius of the threat model, in (0, 1].
+        large_eps: the radius at which accuracy must have collapsed (e.g. 0.5 on MNIST).
+        ensemble: an :class:`Ensemble` ending with ``"square"``.
+        store: the artifact store (what the attacks measured is kept; thresholds apply on every read).
+        seed: seed of the attacks (default 0).
+
+    Returns:
+        a DataFrame: the model's columns, ``check``, ``attack``, ``accuracy``, ``baseline_accuracy``,
+        ``criterion``, ``passed``, ``detail``, ``eps``.
+
+    Raises:
+        TypeError for a plain module or an ensemble that is not an :class:`Ensemble`; ValueError for an
+        ensemble without Square last.
+
+    Example:
+        >>> checks = masking_checks(trained, x, y, eps=0.3, large_eps=0.5, ensemble=ensemble_for(P, "mnist"),
+        ...                         store=Store())  # doctest: +SKIP
+        >>> masked_models(checks)  # doctest: +SKIP
     """
+    check_trained(trained)
+    check_ensemble(ensemble)
     if ensemble.order[-1] not in BLACK_BOX:
         raise ValueError("the masking checks need the black-box Square attack last in the ensemble")
     white = ensemble.only(*ensemble.order[:-1])
@@ -356,7 +453,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     # The store keeps what the attacks measured; the thresholds are applied here, on every read.
     key = _cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
     rows = store.get_or_create("masking_checks", key, compute, fmt="json")
-    rows = [(check, attack, accuracy, baseline, *_judge(check, accuracy, baseline), detail)
+    rows = [(check, attack, accuracy, baseline, *_criterion(check, accuracy, baseline), detail)
             for check, attack, accuracy, baseline, detail in rows]
     frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed",
                                         "detail"])
@@ -366,12 +463,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     return frame
 
 
-def masking_thresholds() -> dict[str, float]:
-    """The thresholds the masking checks apply now (part of the key of anything that stores a verdict)."""
-    return {"max_below_pgd": MAX_BELOW_PGD, "max_acc_at_large_eps": MAX_ACC_AT_LARGE_EPS}
-
-
-def _judge(check: str, accuracy: float, baseline: float) -> tuple[str, bool]:
+def _criterion(check: str, accuracy: float, baseline: float) -> tuple[str, bool]:
     """The criterion of one masking check, and whether ``accuracy`` (against ``baseline``) meets it."""
     tol = 1e-9  # accuracies are exact multiples of 1/n; their difference may still be off in the 17th digit
     if check == "black-box vs white-box":
@@ -383,6 +475,40 @@ def _judge(check: str, accuracy: float, baseline: float) -> tuple[str, bool]:
     if check == "AutoAttack's flags":
         return "no warning", accuracy == 0
     raise ValueError(f"unknown masking check {check!r}")
+
+
+MASKING_CHECKS = ("black-box vs white-box", "AutoAttack vs PGD", "large eps", "AutoAttack's flags")
+
+
+def _check_column(check: str) -> str:
+    return "check_" + re.sub(r"[^a-z0-9]+", "_", check.lower()).strip("_")
+
+
+def with_check_numbers(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per model) with what each masking check of ``checks`` measured, as columns
+    ``check_<name>`` (the accuracy) and ``check_<name>_baseline``: the numbers, not the verdict, so that
+    a stored table stays right when a threshold changes (:func:`masked_from_numbers` applies today's
+    rule when it is read)."""
+    wide: dict[str, dict[str, float]] = {}
+    for row in checks.itertuples():
+        wide.setdefault(row.model, {})[_check_column(row.check)] = row.accuracy
+        wide[row.model][f"{_check_column(row.check)}_baseline"] = row.baseline_accuracy
+    return table.join(pd.DataFrame.from_dict(wide, orient="index"), on="model")
+
+
+def masked_from_numbers(table: pd.DataFrame) -> pd.Series:
+    """Per row of a table made by :func:`with_check_numbers`: True when a stored check fails today's
+    thresholds, False when every stored check passes, NaN when none was stored (not checked)."""
+    verdicts = []
+    for check in MASKING_CHECKS:
+        column = _check_column(check)
+        if column in table:
+            verdicts.append([np.nan if pd.isna(a) else not _criterion(check, a, b)[1]
+                             for a, b in zip(table[column], table[f"{column}_baseline"])])
+    if not verdicts:
+        return pd.Series(np.nan, index=table.index, name="masked")
+    found = pd.DataFrame(verdicts, columns=table.index).T
+    return found.apply(lambda r: np.nan if r.isna().all() else bool(r.fillna(False).any()), axis=1).rename("masked")
 
 
 def masked_models(checks: pd.DataFrame) -> set[str]:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
-from .runtime import model_device, to_model
+from .runtime import eval_mode, frozen, model_device, to_model
 from .store import Checkpoint, Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
 
@@ -36,7 +36,26 @@ class GanDivergedError(RuntimeError):
 
 @dataclass(frozen=True)
 class GanConfig:
-    """Training settings of one InterpretGAN (the artifact store's key, with classifier and tap)."""
+    """Training settings of one InterpretGAN (with the classifier and the tap, the artifact store's key).
+
+    Args:
+        steps: generator updates, >= 1 (e.g. 150 in ``quick``).
+        batch_size: images per update, >= 1 (default 64).
+        lr: Adam's learning rate, > 0 (default 2e-4).
+        lambda_adv: weight of the GAN realism loss, >= 0 (default 1).
+        lambda_cls: weight of the classification-consistency loss, >= 0 (default 1).
+        lambda_lat: weight of the feature-consistency loss, >= 0 (default 1).
+        lambda_rec: weight of the pixel (L1) loss, >= 0 (default 0).
+        width: channels of the generator and discriminator, >= 1 (default 32).
+        seed: seed of the initialisation and the batches (default 0).
+
+    Raises:
+        ValueError for a value out of range.
+
+    Example:
+        >>> GanConfig(steps=300, batch_size=32).lr
+        0.0002
+    """
 
     steps: int
     batch_size: int = 64
@@ -57,6 +76,14 @@ class GanConfig:
         for name in ("lambda_adv", "lambda_cls", "lambda_lat", "lambda_rec"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+def gan_config_for(params, seed: int) -> GanConfig:
+    """The InterpretGAN settings in a parameter set (a chapter's, or ``diagnose_model``'s budgets:
+    ``gan_steps``, ``gan_batch_size``, ``gan_lr``, ``gan_width`` and the four ``lambda_*``), for ``seed``."""
+    return GanConfig(steps=params["gan_steps"], batch_size=params["gan_batch_size"], lr=params["gan_lr"],
+                     width=params["gan_width"], lambda_adv=params["lambda_adv"], lambda_cls=params["lambda_cls"],
+                     lambda_lat=params["lambda_lat"], lambda_rec=params["lambda_rec"], seed=seed)
 
 
 class Generator(nn.Module):
@@ -149,17 +176,6 @@ class Interpreter:
             return self.generator.eval()(*to_model(self.generator, z)).to(z.device)
 
 
-def _frozen(model: nn.Module) -> list[bool]:
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    return flags
-
-
-def _restore(model: nn.Module, flags: list[bool]) -> None:
-    for p, flag in zip(model.parameters(), flags):
-        p.requires_grad_(flag)
-
-
 def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: GanConfig, *,
                       checkpoint: Checkpoint | None = None, device: torch.device | None = None,
                       progress: bool = True) -> Interpreter:
@@ -189,9 +205,8 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
         opt_d.load_state_dict(state["opt_d"])
         history, first = state["history"], state["step"] + 1
     every = max(config.steps // 4, 1)
-    flags = _frozen(classifier)
     images = train.images
-    try:
+    with frozen(classifier):
         z_scale = _mean_square(classifier, tap, train, device)
         sums = torch.zeros(5, device=device)
         bar = tqdm(range(first, config.steps), disable=not progress, leave=False, desc=f"InterpretGAN {tap}",
@@ -239,8 +254,6 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
                 checkpoint.save({"generator": gen.state_dict(), "discriminator": disc.state_dict(),
                                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
                                  "history": history})
-    finally:
-        _restore(classifier, flags)
     return Interpreter(tap, gen.eval(), weights_fingerprint(classifier), history)
 
 
@@ -285,7 +298,27 @@ def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Inter
 
 def interpreters_for(classifier: nn.Module, taps: Sequence[str] | None, train: ImageSet, config: GanConfig, *,
                      store: Store | None = None, progress: bool = True) -> dict[str, Interpreter]:
-    """Interpreters for every tap in ``taps`` (None: all taps of the model), in tap order."""
+    """One InterpretGAN interpreter per tap of ``classifier``, trained on ``train`` or loaded from the store.
+
+    Args:
+        classifier: an ``nn.Module`` returning logits; frozen while the interpreters train (its mode and
+            ``requires_grad`` flags come back as they were). They train on its device.
+        taps: names of its submodules in depth order; None: all taps of the model (``model.taps``).
+        train: an :class:`~igan_utils.data.ImageSet` (``data.as_image_set`` converts a Dataset or tensors).
+        config: a :class:`GanConfig` (``gan_config_for(params, seed)`` builds the book's).
+        store: the artifact store (default: none, train every time); keyed by the classifier's weights,
+            the tap, ``train`` and ``config``.
+        progress: show bars (default True).
+
+    Returns:
+        a dict tap → :class:`Interpreter`, in tap order.
+
+    Raises:
+        ValueError for unknown, reused or non-tensor taps.
+
+    Example:
+        >>> found = interpreters_for(model, ["conv2", "fc1"], splits.train, GanConfig(steps=150), store=Store())  # doctest: +SKIP
+    """
     taps = tap_names(classifier, taps)
     return {tap: get_or_train_interpreter(classifier, tap, train, config, store=store, progress=progress)
             for tap in tqdm(taps, desc="interpreters", disable=not progress, leave=False)}
@@ -293,9 +326,22 @@ def interpreters_for(classifier: nn.Module, taps: Sequence[str] | None, train: I
 
 def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
               taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Interpretations x̂_ℓ = G_ℓ(E_ℓ(x)) of a batch ``x`` at ``taps`` (None: every interpreted tap).
+    """Interpretations x̂_ℓ = G_ℓ(E_ℓ(x)) of a batch ``x`` at each tap.
 
-    Raises ValueError naming taps without an interpreter, or an interpreter trained for another model.
+    Args:
+        classifier: the ``nn.Module`` the interpreters were trained for (checked by its weights).
+        interpreters: tap → :class:`Interpreter` (from :func:`interpreters_for`).
+        x: images (N, C, H, W) in [0, 1].
+        taps: the taps to interpret (default None: every interpreted tap).
+
+    Returns:
+        a dict tap → images (N, C, H, W) in [0, 1], on ``x``'s device.
+
+    Raises:
+        ValueError naming taps without an interpreter, or an interpreter trained for another classifier.
+
+    Example:
+        >>> x_hat = interpret(model, found, x_adv)["fc1"]  # doctest: +SKIP
     """
     taps = list(interpreters) if taps is None else tap_names(classifier, taps)
     missing = [t for t in taps if t not in interpreters]
@@ -306,10 +352,8 @@ def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: to
     for tap in taps:
         if interpreters[tap].classifier != model_id:
             raise ValueError(f"the interpreter of tap {tap!r} was trained for another classifier")
-    was_training = classifier.training
-    with torch.no_grad():
-        acts = forward_with_taps(classifier.eval(), x, taps)[1]
-    classifier.train(was_training)
+    with torch.no_grad(), eval_mode(classifier):
+        acts = forward_with_taps(classifier, x, taps)[1]
     return {tap: interpreters[tap](acts[tap]) for tap in taps}
 
 
@@ -321,8 +365,7 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
     tap = tap_names(classifier, [tap])[0]
     given = x
     x, = to_model(classifier, x)
-    flags = _frozen(classifier)
-    try:
+    with frozen(classifier):
         with torch.no_grad():
             target = forward_with_taps(classifier, x, [tap])[1][tap]
         generator = torch.Generator(device=x.device).manual_seed(seed)
@@ -334,8 +377,6 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    finally:
-        _restore(classifier, flags)
     return torch.sigmoid(u.detach()).to(device=given.device, dtype=given.dtype)
 
 

@@ -54,8 +54,8 @@ def class_counts(counts: pd.DataFrame) -> plt.Figure:
 
 
 def training_curves(history: pd.DataFrame) -> plt.Figure:
-    """Per-epoch metrics; ``history`` has columns model, training, pool, epoch, metric, value."""
-    grid = sns.relplot(history, kind="line", x="epoch", y="value", hue="pool", style="training",
+    """Per-epoch metrics; ``history`` has columns model, method, pool, epoch, metric, value."""
+    grid = sns.relplot(history, kind="line", x="epoch", y="value", hue="pool", style="method",
                        col="metric", col_wrap=min(4, history["metric"].nunique()), marker="o",
                        palette=POOL_COLORS, height=2.6, aspect=1.2, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
@@ -84,17 +84,17 @@ def adversarial_examples(clean: torch.Tensor, adv: torch.Tensor, pred_clean: Seq
     return fig
 
 
-def masked_label(table: pd.DataFrame, column: str = "training") -> pd.Series:
+def masked_label(table: pd.DataFrame, column: str = "method") -> pd.Series:
     """``column`` with " (masked)" appended for the rows of models flagged by the masking checks."""
     masked = table["masked"].fillna(False).astype(bool) if "masked" in table else False
     return table[column].astype(str).where(~masked, table[column].astype(str) + " (masked)")
 
 
 def robustness_curves(curves: pd.DataFrame, *, attack: str = "") -> plt.Figure:
-    """Robust accuracy against ε; columns dataset, eps, robust_acc, pool, training and optionally
+    """Robust accuracy against ε; columns dataset, eps, robust_acc, pool, method and optionally
     masked (mean and 95% interval over seeds when there are several). ``attack`` names the attack."""
-    curves = curves.assign(training=masked_label(curves))
-    grid = sns.relplot(curves, kind="line", x="eps", y="robust_acc", hue="pool", style="training",
+    curves = curves.assign(method=masked_label(curves))
+    grid = sns.relplot(curves, kind="line", x="eps", y="robust_acc", hue="pool", style="method",
                        col="dataset", marker="o", palette=POOL_COLORS, errorbar=("ci", 95),
                        height=3.2, aspect=1.3, facet_kws={"sharex": False})
     grid.set_axis_labels("ε (L∞)", "robust accuracy")
@@ -105,15 +105,15 @@ def robustness_curves(curves: pd.DataFrame, *, attack: str = "") -> plt.Figure:
 
 
 def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str = "") -> plt.Figure:
-    """One point per model (seed) of ``value`` by training and pooling, one panel per dataset
-    (column ``data``); models flagged ``masked`` are drawn hollow. Bars: mean over unmasked seeds."""
-    datasets = list(dict.fromkeys(table["data"]))
+    """One point per model (seed) of ``value`` by training method and pooling, one panel per dataset
+    (column ``data_label``); models flagged ``masked`` are drawn hollow. Bars: mean over unmasked seeds."""
+    datasets = list(dict.fromkeys(table["data_label"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        part = table[table["data"] == ds]
-        trainings = list(dict.fromkeys(part["training"]))
+        part = table[table["data_label"] == ds]
+        methods = list(dict.fromkeys(part["method"]))
         pools = list(dict.fromkeys(part["pool"]))
-        labelled = set()  # one legend entry per kind of marker, from whichever training shows it first
+        labelled = set()  # one legend entry per kind of marker, from whichever method shows it first
 
         def label(name: str, shown: bool) -> str | None:
             if not shown or name in labelled:
@@ -121,9 +121,9 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
             labelled.add(name)
             return name
 
-        for i, training in enumerate(trainings):
+        for i, method in enumerate(methods):
             for j, pool in enumerate(pools):
-                rows = part[(part["training"] == training) & (part["pool"] == pool)]
+                rows = part[(part["method"] == method) & (part["pool"] == pool)]
                 masked = rows["masked"].fillna(False).astype(bool) if "masked" in rows else pd.Series(False, index=rows.index)
                 x = i + (j - (len(pools) - 1) / 2) * 0.3
                 jitter = np.linspace(-0.05, 0.05, len(rows)) if len(rows) > 1 else np.zeros(1)
@@ -134,7 +134,7 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
                            edgecolors=color, s=22, label=label(f"{pool} (masked)", masked.any()), zorder=3)
                 if (~masked).any():
                     ax.hlines(rows[value][~masked.values].mean(), x - 0.12, x + 0.12, color=color, lw=2)
-        ax.set_xticks(range(len(trainings)), trainings)
+        ax.set_xticks(range(len(methods)), methods)
         ax.set_ylabel(value.replace("_", " "))
         ax.set_title(ds, fontsize=10)
         ax.legend(fontsize=8)

@@ -9,10 +9,12 @@ type or value fails right there with a message naming the parameter.
 
 from __future__ import annotations
 
+import math
 import types
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from .checks import MIN_RESAMPLES
 from .models import POOLS
 
 PROFILE_NAMES = ("smoke", "quick", "paper")
@@ -54,6 +56,8 @@ class Param:
         if self.choices and value not in self.choices:
             raise ValueError(f"parameter {name!r} must be one of {', '.join(map(repr, self.choices))}; "
                              f"got {value!r}")
+        if self.kind is float and not math.isfinite(value):
+            raise ValueError(f"parameter {name!r} must be a finite number, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"parameter {name!r} must be >= {self.minimum}, got {value!r}")
         if self.positive and value <= 0:
@@ -132,7 +136,7 @@ PARAMS: dict[str, Param] = {
     "judges": Param(str, "who labels interpretations", is_list=True, choices=("independent", "self")),
     "decoder_steps": Param(int, "training steps of each information-loss decoder", minimum=1),
     "diag_size": Param(int, "test images attacked for the diagnosis", minimum=1),
-    "bootstrap": Param(int, "bootstrap resamples for 95% intervals", minimum=1),
+    "bootstrap": Param(int, "bootstrap resamples for 95% intervals", minimum=MIN_RESAMPLES),
     # sweeps
     "sweep_seeds": Param(int, "seeds of the pooling-study sweep", is_list=True, minimum=0),
     "family_pools": Param(str, "downsampling variants of the pooling-family study", is_list=True, choices=POOLS),
@@ -163,6 +167,10 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
                           "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
     "robustness_point": ["dataset", "pool", "seed",
                          *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "decoder_steps", "results_path"],
+    # Not a notebook: the budgets of the one-call diagnosis of a user's model (checkup.diagnose_model).
+    # _COMMON and _ATTACK train and check the book's judge; the taps and ε are the call's own arguments.
+    "diagnose_model": [*_COMMON, *_ATTACK, *[p for p in _GAN if p != "taps"], "decoder_steps", "diag_size",
+                       "bootstrap"],
 }
 
 _BASE = {
@@ -282,6 +290,17 @@ class Params(Mapping):
         return f"Params({self._notebook}, profile={self._profile!r}):\n{rows}"
 
 
+def check_values(values: Mapping[str, Any]) -> None:
+    """Check parameter values given by name (as on a command line: ``"0,1"``, ``"none"``) with the
+    same rules the notebooks apply, before a kernel starts: a ValueError naming the first bad one.
+    ``profile`` must name a profile; names that are not book parameters are left to the notebook."""
+    for name, value in values.items():
+        if name == "profile" and value not in PROFILE_NAMES:
+            raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILE_NAMES)}, got {value!r}")
+        if name in PARAMS:
+            PARAMS[name].check(name, value)
+
+
 def resolve(notebook: str, profile: str = "smoke", **overrides: Any) -> Params:
     """The complete parameter set of ``notebook`` in ``profile``, with ``overrides`` applied.
 
@@ -367,13 +386,25 @@ def profiles_table(names: tuple[str, ...] = ("datasets", "train_size", "epochs",
     return "\n".join(lines)
 
 
+def parameters_cell(notebook: str) -> str:
+    """The source of ``notebook``'s cell tagged ``parameters``, generated from :data:`PARAMS` so that a
+    parameter is documented once: ``profile``, then one ``name = None  # doc`` line per parameter.
+    ``python -m igan_utils.book --write-parameters`` writes it into every notebook; a test checks it."""
+    lines = [f'profile = "smoke"  # {" | ".join(PROFILE_NAMES)}: every parameter left at None takes its value']
+    lines += [f"{name} = None  # {PARAMS[name].doc}" for name in NOTEBOOK_PARAMS[notebook]]
+    return "\n".join(lines)
+
+
 def notebook_parameters(path) -> list[str]:
     """Names assigned in the cell tagged ``parameters`` of the notebook at ``path`` (in order)."""
     import ast
     import json
     from pathlib import Path
 
-    cells = json.loads(Path(path).read_text())["cells"]
+    try:
+        cells = json.loads(Path(path).read_text())["cells"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a Jupyter notebook ({type(error).__name__}: {error})") from None
     for cell in cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             tree = ast.parse("".join(cell["source"]))

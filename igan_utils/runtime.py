@@ -6,7 +6,9 @@ import itertools
 import os
 import platform
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -47,8 +49,19 @@ DEVICES = ("cpu", "cuda")
 
 
 def default_device() -> torch.device:
-    """Where models are trained and loaded: ``$IGAN_DEVICE`` (``cpu`` or ``cuda``) when set, else CUDA
-    when present, else CPU. Asking for ``cuda`` on a machine without it is a RuntimeError."""
+    """Where models are trained and loaded when nothing else says so.
+
+    Returns:
+        ``$IGAN_DEVICE`` (``cpu`` or ``cuda``, any case) when set, else CUDA when present, else the CPU.
+
+    Raises:
+        RuntimeError for ``cuda`` on a machine without it (naming the torch build); ValueError for any
+        other value.
+
+    Example:
+        >>> default_device().type in ("cpu", "cuda")
+        True
+    """
     wanted = os.environ.get(DEVICE_ENV_VAR, "").strip().lower()
     if wanted and wanted not in DEVICES:
         raise ValueError(f"{DEVICE_ENV_VAR}={os.environ[DEVICE_ENV_VAR]!r} is not a device; use one of "
@@ -100,6 +113,33 @@ def to_model(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tens
             tensor = tensor.to(device)
         moved.append(tensor)
     return tuple(moved)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run ``model`` in eval mode; afterwards every submodule is back in the mode it came in (a
+    caller's model with, say, a frozen BatchNorm inside a training network keeps that mix)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``eval_mode`` with no parameter gradients (the model is a fixed function, e.g. while a GAN
+    learns to invert it); each parameter's ``requires_grad`` comes back as it was."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    with eval_mode(model):
+        model.requires_grad_(False)
+        try:
+            yield model
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
 
 def set_deterministic(enabled: bool = True) -> None:

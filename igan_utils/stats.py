@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MIN_VERDICT_SEEDS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap", "compare_pools",
-           "comparison_sentence", "spearman", "spearman_test", "correlation_over_seeds", "correlation_verdict",
-           "tap_correlations", "correlation_sentence"]
+from .checks import check_resamples
+
+__all__ = ["MIN_VERDICT_SEEDS", "MIN_CORRELATION_MODELS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap",
+           "compare_pools", "comparison_sentence", "spearman", "spearman_test", "correlation_over_seeds",
+           "correlation_verdict", "tap_correlations", "correlation_sentence", "family_sentence"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
 ALPHA = 0.05           # every interval is 95%, every test two-sided at 5%
+MIN_CORRELATION_MODELS = 3  # a rank correlation over fewer models is undefined
 EXACT_UP_TO = 9        # taps up to which a rank correlation's p-value enumerates every order (9! = 362,880)
 MONTE_CARLO_DRAWS = 20_000
 
@@ -65,8 +69,7 @@ def two_level_bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0
     """Mean of ``values`` (seeds × images) with a 95% percentile interval that resamples seeds and
     test images together (the same image draw for every seed). ``resamples`` >= 20 (fewer cannot place
     a 95% percentile interval between distinct draws)."""
-    if resamples < 20:
-        raise ValueError(f"resamples must be >= 20 for a 95% percentile interval, got {resamples}")
+    check_resamples(resamples)
     values = np.asarray(values, dtype=np.float32)
     rng = np.random.default_rng(seed)
     k, n = values.shape
@@ -85,14 +88,28 @@ def _flags(strings: pd.Series) -> np.ndarray:
 def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max", resamples: int = 2000,
                   seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS) -> pd.DataFrame:
     """Worst-case robust accuracy of pooling ``a`` against pooling ``b``, per group of ``by``, by the
-    rule of the module docstring, from the ``robust_images`` and ``masked`` columns of a study
-    (one row per model: ``pool``, ``seed``; ``masked`` NaN for models not checked counts as False).
+    rule of the module docstring (estimates when both sides are unmasked, bounds when a side is masked).
 
-    Columns: ``by``; per side ``{p}_seeds``, ``{p}_masked`` (models), ``{p}_mean``, ``{p}_lo``, ``{p}_hi``
-    (two-level bootstrap over its own seeds); ``evidence`` (``estimates``, ``bound on <p>`` or
-    ``bounds``); ``seeds`` (pairs when paired, else the smaller side); ``{a}_minus_{b}``, ``ci_lo``,
-    ``ci_hi`` (paired, both sides unmasked only); ``at_least`` (one-sided margin); ``winner``
-    (``a``, ``b``, ``none`` for no difference, ``""`` for no verdict); ``verdict`` (a short phrase)."""
+    Args:
+        table: a study's table, one row per model: ``pool``, ``seed``, ``robust_images`` (``r``/``x`` per
+            test image) and ``masked`` (NaN for models not checked counts as False), plus the ``by`` columns.
+        by: the columns that group the comparisons (e.g. ``["data_label", "method"]``).
+        a, b: the poolings compared (default ``"avg"`` and ``"max"``).
+        resamples: bootstrap resamples, >= 20 (default 2000).
+        seed: the bootstrap's seed (default 0).
+        min_seeds: seeds a verdict needs on each side (default :data:`MIN_VERDICT_SEEDS`).
+
+    Returns:
+        a DataFrame, one row per group: ``by``; per side ``{p}_seeds``, ``{p}_masked`` (models),
+        ``{p}_mean``, ``{p}_lo``, ``{p}_hi`` (two-level bootstrap over its own seeds); ``evidence``
+        (``estimates``, ``bound on <p>`` or ``bounds``); ``seeds`` (pairs when paired, else the smaller
+        side); ``{a}_minus_{b}``, ``ci_lo``, ``ci_hi`` (paired, both sides unmasked only); ``at_least``
+        (one-sided margin); ``winner`` (``a``, ``b``, ``none`` for no difference, ``""`` for no verdict);
+        ``verdict`` (a short phrase); ``min_seeds``.
+
+    Example:
+        >>> compare_pools(study, ["data_label", "method"]).loc[:, ["evidence", "verdict"]]  # doctest: +SKIP
+    """
     rows = []
     for key, part in table.groupby(by, sort=False):
         masked = part.get("masked", pd.Series(False, index=part.index)).astype(object).fillna(False).astype(bool)
@@ -140,12 +157,13 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
 _POOL_NAMES = {"avg": "average pooling", "max": "max pooling"}
 
 
-def comparison_sentence(row, *, data: str, training: str, attack: str, images: int) -> str:
+def comparison_sentence(row, *, data_label: str, method: str, attack: str, images: int) -> str:
     """The verdict of one row of :func:`compare_pools` as plain text that names its evidence
-    (estimates or bounds, seeds, images); ``training`` as the reader should read it."""
+    (estimates or bounds, seeds, images); ``data_label`` names the data, ``method`` the training
+    method as the reader should read it (e.g. "adversarial (PGD)")."""
     a, b = row["a"], row["b"]
     name = {p: _POOL_NAMES.get(p, f"{p} pooling") for p in (a, b)}
-    head = f"On {data}, {training} training ({attack}, {images} test images)"
+    head = f"On {data_label}, {method} training ({attack}, {images} test images)"
 
     def side(p):
         masked = f", {row[f'{p}_masked']} masked" if row[f"{p}_masked"] else ""
@@ -189,11 +207,22 @@ def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
 
 
 def spearman_test(x, y, *, seed: int = 0) -> dict:
-    """Spearman's rho of ``x`` and ``y`` with a two-sided permutation p-value: exact over every order
-    of ``y`` up to :data:`EXACT_UP_TO` values, else from :data:`MONTE_CARLO_DRAWS` random orders.
-    Also ``min_p``, the smallest p-value these n values could give (the p of a perfect ordering):
-    when it is above :data:`ALPHA`, no correlation could be significant. Returns rho, p_value, n,
-    min_p, method; rho NaN with fewer than 3 values or a constant column."""
+    """Spearman's rho of ``x`` and ``y`` with a two-sided permutation p-value: exact over every order of
+    ``y`` up to :data:`EXACT_UP_TO` values, else from :data:`MONTE_CARLO_DRAWS` random orders.
+
+    Args:
+        x, y: paired numbers (sequences or Series of the same length).
+        seed: seed of the Monte Carlo orders (default 0).
+
+    Returns:
+        a dict: ``rho`` (NaN with fewer than 3 values or a constant column), ``p_value``, ``n``, ``min_p``
+        (the p of a perfect ordering: above :data:`ALPHA`, no correlation of these n values could be
+        significant) and ``method`` (how the p-value was found, e.g. "exact over all 24 orders").
+
+    Example:
+        >>> round(spearman_test([1, 2, 3, 4], [1, 2, 3, 4])["p_value"], 3)
+        0.083
+    """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
     out = {"rho": float("nan"), "p_value": float("nan"), "n": n, "min_p": float("nan"), "method": ""}
@@ -287,3 +316,21 @@ def correlation_sentence(row, what: str = "ΔIL with V") -> str:
     if row["min_p"] > ALPHA:
         text += f"; with {int(row['taps'])} taps even a perfect ordering gives p = {row['min_p']:.2g} > {ALPHA:g}"
     return text + f"), which {row['verdict']} the hypothesis"
+
+
+def family_sentence(row, *, variants: Sequence[str]) -> str:
+    """The verdict of one row of :func:`correlation_over_seeds` (plus ``data``, the dataset's label) on
+    "downsampling that loses more information gives less robust models": the rank correlation of
+    information loss with robust accuracy ``supports`` it when its whole 95 % interval over seeds is
+    negative, ``contradicts`` it when the whole interval is positive, is ``inconclusive`` otherwise;
+    with fewer than :data:`MIN_CORRELATION_MODELS` unmasked models it cannot test it."""
+    if row.models < MIN_CORRELATION_MODELS or pd.isna(row.rho):
+        return (f"On {row.data_label}, only {row.models} adversarially trained models passed the masking checks: too few "
+                f"to test the hypothesis.")
+    verdict = ("supports the hypothesis (the whole interval is negative)" if row.ci_hi < 0 else
+               "contradicts the hypothesis (the whole interval is positive)" if row.ci_lo > 0 else
+               "is inconclusive (the interval includes 0)")
+    return (f"On {row.data_label}, across {row.models} unmasked adversarially trained models ({', '.join(variants)}; "
+            f"{row.seeds} seed{'s' if row.seeds > 1 else ''}), the rank correlation of information loss at the "
+            f"downsampling layers (decoder MSE) with AutoAttack robust accuracy is {row.rho:+.2f} (95% interval over "
+            f"seeds [{row.ci_lo:+.2f}, {row.ci_hi:+.2f}]), which {verdict}.")

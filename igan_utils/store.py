@@ -40,7 +40,10 @@ FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # The one table of artifact versions: bump a kind's number when the meaning of what it stores changes,
 # so that its old artifacts are rebuilt, and only those. Kinds not listed are at version 1.
 # worst_case 3, masking_checks 5: PGD's restarts after an early exit had kept max-loss iterates.
-KEY_VERSIONS = {"worst_case": 3, "masking_checks": 5}
+# sweep 2: a study's points store the masking checks' numbers, not their verdict.
+# information_loss 2: the stored decoder errors are named decoder_mse / decoder_1_minus_ssim (IL is the
+# running-minimum bound computed from them, never stored).
+KEY_VERSIONS = {"worst_case": 3, "masking_checks": 5, "sweep": 2, "information_loss": 2}
 T = TypeVar("T")
 
 
@@ -121,9 +124,12 @@ def save_checkpoint(obj: Any, path: str | Path) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors that name the file.
 
-    Raises :class:`UnsafeCheckpointError` when the file carries pickled objects (possibly code)
-    and :class:`CorruptArtifactError` when it is truncated or not a checkpoint at all.
+    Raises FileNotFoundError when there is no such file, :class:`UnsafeCheckpointError` when it
+    carries pickled objects (possibly code) and :class:`CorruptArtifactError` when it is truncated or
+    not a checkpoint at all.
     """
+    if isinstance(path, (str, os.PathLike)) and not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -133,8 +139,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"plain containers, which could run code. Only load checkpoints you trust, and "
                 f"save state_dicts, not whole modules.") from None
         raise CorruptArtifactError(f"{path} is not a readable checkpoint ({error})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CorruptArtifactError(f"{path} is truncated or not a checkpoint ({error})") from None
+    except Exception as error:  # garbage makes the unpickler fail in any way (IndexError, KeyError...)
+        raise CorruptArtifactError(f"{path} is truncated or not a checkpoint "
+                                   f"({type(error).__name__}: {error})") from None
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,20 @@ class Checkpoint:
 
 
 class Store:
-    """Folder of artifacts keyed by (kind, config); see the module docstring for the layout."""
+    """Folder of artifacts (models, interpreters, attack results, tables) keyed by (kind, config); see
+    the module docstring for the layout and the guarantees (atomic writes, checksums, locks).
+
+    Args:
+        root: the folder (default None: ``$IGAN_STORE_DIR``, else ``./artifacts``); created if missing.
+        min_free_mb: free disk space it must have (default 100).
+
+    Raises:
+        StoreNotWritableError, before any work, when the folder cannot be written or the disk is full.
+
+    Example:
+        >>> store = Store("/tmp/artifacts")  # doctest: +SKIP
+        >>> store.get_or_create("table", {"n": 1}, lambda: compute(), fmt="json")  # doctest: +SKIP
+    """
 
     def __init__(self, root: str | Path | None = None, *, min_free_mb: int = 100):
         self.root = resolve_dir(root, STORE_ENV_VAR, "artifacts")

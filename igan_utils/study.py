@@ -19,9 +19,10 @@ def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFr
     cluster at ``params.sweep_scheduler``.
 
     Points are kept in the store under ``sweeps/<name>-<key>``; the key covers the grid, the fixed
-    parameters and the masking checks' thresholds, because each point judges its models' ``masked``
-    when it runs: a changed rule runs the points again (their models and attacks come from the store).
-    Returns the collected table, with a ``data`` column naming each dataset, and the sweep's result."""
+    parameters and the artifact versions. Each point stores what its models' masking checks measured,
+    not the verdict: ``masked`` is judged here, on every read, with today's thresholds
+    (``evaluation.masked_from_numbers``), so a changed rule needs no rerun.
+    Returns the collected table, with ``data`` naming each dataset and ``masked``, and the sweep's result."""
     from . import data, evaluation
     from .profiles import NOTEBOOK_PARAMS
     from .runtime import project_root
@@ -30,9 +31,9 @@ def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFr
     shared = set(NOTEBOOK_PARAMS["robustness_point"]) - {"dataset", "pool", "seed", sweep.RESULTS}
     fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None}}
     grid = {"dataset": list(params.datasets), "pool": list(pools), "seed": list(params.sweep_seeds)}
-    key = config_key("sweep", {"grid": grid, "fixed": fixed, "masking": evaluation.masking_thresholds(),
-                               "versions": KEY_VERSIONS})
+    key = config_key("sweep", {"grid": grid, "fixed": fixed, "versions": KEY_VERSIONS})
     result = sweep.run_sweep(point, grid, Store().root / "sweeps" / f"{name}-{key}", parameters=fixed,
                              scheduler=params.sweep_scheduler, workers=params.sweep_workers)
     labels = {ds: data.splits_for(params, ds).label for ds in params.datasets}
-    return result.table.assign(data=lambda t: t["dataset"].map(labels)), result
+    table = result.table.assign(data_label=lambda t: t["dataset"].map(labels))
+    return (table.assign(masked=evaluation.masked_from_numbers(table)) if len(table) else table), result

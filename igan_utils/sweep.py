@@ -28,7 +28,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from .book import NotebookFailed, execute, parameter_pair
-from .profiles import notebook_parameters
+from .commands import check_out_folder, command
+from .profiles import check_values, notebook_parameters
 from .runtime import absolute_env_dirs
 from .store import record_results
 
@@ -63,11 +64,12 @@ def point_name(point: Mapping[str, Any]) -> str:
 
 
 def validate(notebook: str | Path, grid: Mapping[str, Sequence[Any]], parameters: Mapping[str, Any] | None = None,
-             scheduler: str | None = None) -> list[dict]:
+             scheduler: str | None = None, out: str | Path | None = None) -> list[dict]:
     """Check everything that can be checked before any work starts; return the points.
 
-    Raises ValueError for a missing notebook, an empty grid, a name the notebook does not have, a
-    notebook that does not record results, or an unreachable scheduler address.
+    Raises ValueError for a missing file or one that is not a notebook, an empty grid, a name the
+    notebook does not have, a value its rules refuse (``profiles.check_values``), a notebook that does
+    not record results, an output folder that cannot be written, or an unreachable scheduler address.
     """
     notebook = Path(notebook)
     if not notebook.is_file():
@@ -85,6 +87,12 @@ def validate(notebook: str | Path, grid: Mapping[str, Sequence[Any]], parameters
     overlap = sorted(set(grid) & set(parameters or {}))
     if overlap:
         raise ValueError(f"parameter(s) {', '.join(overlap)} given both in the grid and as fixed parameters")
+    check_values(parameters or {})
+    for name, values in grid.items():  # every grid value, with the notebooks' own rules, before a kernel starts
+        for value in values:
+            check_values({name: value})
+    if out is not None:
+        check_out_folder(out, "sweep folder")
     if scheduler is not None:
         _connect(scheduler).close()
     return points
@@ -132,7 +140,7 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], out: str 
     if workers < 1 or threads_per_worker < 1:
         raise ValueError(f"workers and threads_per_worker must be >= 1, got {workers}, {threads_per_worker}")
     notebook = Path(notebook).resolve()
-    points = validate(notebook, grid, parameters, scheduler)
+    points = validate(notebook, grid, parameters, scheduler, out)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     absolute_env_dirs()
@@ -190,6 +198,7 @@ def collect(out: str | Path, points: Sequence[Mapping[str, Any]]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="igan-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
@@ -204,12 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default="python3")
     args = parser.parse_args(argv)
     grid = {name: [v for v in values.split(",") if v] for name, values in args.grid}
-    try:
-        result = run_sweep(args.notebook, grid, args.out, parameters=dict(args.parameter), scheduler=args.scheduler,
-                           workers=args.workers, threads_per_worker=args.threads_per_worker, kernel=args.kernel)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = run_sweep(args.notebook, grid, args.out, parameters=dict(args.parameter), scheduler=args.scheduler,
+                       workers=args.workers, threads_per_worker=args.threads_per_worker, kernel=args.kernel)
     print(f"{len(result.table)} rows from {len(grid_points(grid)) - len(result.failures)} points "
           f"({result.skipped} already finished) in {result.seconds:.0f} s: {args.out / 'results.csv'}")
     for failure in result.failures:

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .runtime import to_model
+from .runtime import eval_mode, to_model
 
 
 def tap_names(model: nn.Module, taps: Sequence[str] | None = None) -> list[str]:
@@ -70,10 +70,24 @@ def _hooks(model: nn.Module, taps: list[str]) -> Iterator[dict[str, torch.Tensor
 
 def forward_with_taps(model: nn.Module, x: torch.Tensor,
                       taps: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Logits of the forward pass of ``x`` and the activations at ``taps`` (in tap order).
+    """Logits of the forward pass of ``x`` and the activations at ``taps``.
 
-    Gradients flow through both unless called under ``no_grad``. ``x`` is moved to the model's device
-    and dtype; logits and activations come back on ``x``'s device.
+    Gradients flow through both unless called under ``no_grad``.
+
+    Args:
+        model: any ``nn.Module``.
+        x: a batch (N, ...) on any device (moved to the model's device and dtype).
+        taps: names of submodules that run once and return a tensor (default None: ``model.taps``).
+
+    Returns:
+        ``(logits, activations)``: logits (N, classes) and a dict tap → activation (N, ...), in tap order,
+        on ``x``'s device.
+
+    Raises:
+        ValueError for an unknown tap, a module that runs more than once, or one that returns no tensor.
+
+    Example:
+        >>> logits, acts = forward_with_taps(model, x, ["conv1", "pool1"])  # doctest: +SKIP
     """
     taps = tap_names(model, taps)
     with _hooks(model, taps) as captured:
@@ -94,10 +108,22 @@ def tap_shapes(model: nn.Module, input_shape: Sequence[int], taps: Sequence[str]
 
 
 def tap_candidates(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
-    """Every submodule of ``model`` with what one forward pass of a zero image of ``input_shape``
-    (C, H, W) shows about it: ``tap`` (its name), ``module`` (its class), ``shape`` (per-sample
-    output shape, or None), ``calls`` (times it ran) and ``usable`` with the ``reason`` when not.
-    A module can be tapped when it runs exactly once and returns a tensor."""
+    """Every submodule of ``model``, with what one forward pass of a zero image shows about it.
+
+    A module can be tapped when it runs exactly once and returns a tensor. The model's mode is restored.
+
+    Args:
+        model: any ``nn.Module``.
+        input_shape: one image's shape (C, H, W), e.g. (1, 28, 28).
+
+    Returns:
+        a list of dicts, one per submodule in registration order: ``tap`` (its name), ``module`` (its
+        class), ``shape`` (per-sample output shape, or None), ``calls`` (times it ran), ``usable`` and the
+        ``reason`` when not.
+
+    Example:
+        >>> [row["tap"] for row in tap_candidates(model, (1, 28, 28)) if row["usable"]]  # doctest: +SKIP
+    """
     seen: dict[str, list] = {}
     modules = [(name, module) for name, module in model.named_modules() if name]
 
@@ -107,12 +133,10 @@ def tap_candidates(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
         return hook
 
     handles = [module.register_forward_hook(hook_for(name)) for name, module in modules]
-    was_training = model.training
     try:
-        with torch.no_grad():
-            model.eval()(*to_model(model, torch.zeros(1, *input_shape)))
+        with torch.no_grad(), eval_mode(model):
+            model(*to_model(model, torch.zeros(1, *input_shape)))
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     rows = []

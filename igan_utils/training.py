@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import attacks, models
+from . import attacks, checks, models
 from .data import ImageSet
-from .runtime import default_device
+from .runtime import default_device, eval_mode
 from .store import Checkpoint, Store
 
 METHODS = ("natural", "pgd", "fgsm")
@@ -100,8 +100,8 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
             torch.manual_seed(config.seed)
             model = models.build(config.arch, config.pool)
     model = model.to(device)
-    with torch.no_grad(), attacks.eval_mode(model):  # labels must fit the model before any training
-        attacks.check_labels(train.labels, attacks.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
+    with torch.no_grad(), eval_mode(model):  # labels must fit the model before any training
+        checks.check_labels(train.labels, checks.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     first_epoch = 0

@@ -80,16 +80,16 @@ def test_same_seed_same_attack(natural_model, test_batch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"x": torch.rand(4, 28, 28)}, "x must be a float tensor of shape \\(N, C, H, W\\)"),
+    ({"x": torch.rand(4, 28, 28)}, "x must be a tensor of shape \\(N, C, H, W\\)"),
     ({"x": torch.rand(4, 3, 28, 28)}, "per-image shape \\(3, 28, 28\\).*expects \\(1, 28, 28\\)"),
     ({"x": torch.rand(4, 1, 28, 28) * 2}, "x must lie in \\[0, 1\\]"),
-    ({"y": torch.zeros(3, dtype=torch.long)}, "y must be an integer tensor of shape \\(4,\\)"),
+    ({"y": torch.zeros(3, dtype=torch.long)}, "labels must be an integer tensor of shape \\(4,\\)"),
     ({"eps": -0.1}, "eps must be a finite number >= 0"),
     ({"norm": "l1"}, "unknown norm 'l1'; valid: linf, l2"),
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"restarts": 0}, "restarts must be an integer >= 1"),
     ({"step_size": 0.0}, "step_size must be > 0"),
-    ({"x": torch.full((4, 1, 28, 28), float("nan"))}, "x contains 3136 NaN or infinite values"),
+    ({"x": torch.full((4, 1, 28, 28), float("nan"))}, "3136 NaN or infinite values in x"),
 ])
 def test_bad_input_is_a_clear_value_error(kwargs, message):
     model = models.small_cnn()

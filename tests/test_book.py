@@ -90,7 +90,9 @@ def test_smoke_book_builds_and_links_every_chapter_with_its_figures(smoke_book):
                  if o.get("metadata", {}).get("scrapbook", {}).get("name") == "accuracy_text"
                  for mime, value in o["data"].items() if mime.endswith("text/plain"))
     sentence = html_module.escape("".join(glued).strip("'\""), quote=False)
-    assert sentence in (html / "book" / "results.html").read_text()
+    results = (html / "book" / "results.html").read_text()
+    assert sentence in results
+    assert "**" not in results, "a glued sentence carries Markdown, which the results page shows raw"
     report = (ROOT / "book" / "executed" / "run_report.md").read_text()
     assert "Profile `smoke`" in report and all(nb.stem in report for nb in book.chapters(ROOT))
 

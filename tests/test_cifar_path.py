@@ -41,7 +41,7 @@ def test_every_chapter_step_runs_on_cifar10(cifar_dir, tmp_path):
     images = interpretgan.interpret(natural.model, found, x)
     assert all(v.shape == (20, 3, 32, 32) for v in images.values())
 
-    table = diagnosis.diagnose(natural.model, found, {"self": natural.model}, x, y,  # chapter 4
+    table = diagnosis.vulnerability_table(natural.model, found, {"self": natural.model}, x, y,  # chapter 4
                                bootstrap=P.bootstrap, **attack)
     assert table["tap"].tolist() == ["input", "pool1", "fc2"] and (table["n"] > 0).all()
     il = diagnosis.information_loss(natural.model, P.taps, splits.train, splits.test, steps=P.decoder_steps,

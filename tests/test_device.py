@@ -92,7 +92,7 @@ def test_taps_and_interpretations_run_where_the_model_is(remote, mnist, batch):
     assert len(interpretgan.quality(remote, found, x)) == 1
     images, captions = interpretgan.interpretation_rows(remote, found, x[:2], mnist.train.classes)
     assert len(images) == 2 and len(captions[0]) == 2
-    table = diagnosis.diagnose(remote, found, {"self": remote}, x, y, eps=0.3, steps=3, step_size=0.1, bootstrap=10)
+    table = diagnosis.vulnerability_table(remote, found, {"self": remote}, x, y, eps=0.3, steps=3, step_size=0.1, bootstrap=20)
     assert set(table["tap"]) == {diagnosis.INPUT, "fc2"}
     assert len(diagnosis.feature_change(remote, x, x, ["fc2"])) == 1
     assert len(diagnosis.linear_information_loss(remote, ["pool1"], small, small.take(slice(0, 16)))) == 1

@@ -11,7 +11,8 @@ import torchvision
 from torch import nn
 
 from igan_utils import data, diagnosis, interpretgan, taps
-from igan_utils.diagnose import diagnose_model, main
+from igan_utils import diagnose_model
+from igan_utils.checkup.cli import main
 from igan_utils.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,10 @@ def residual():
 def test_a_residual_model_with_batchnorm_and_functional_relus(residual, tmp_path, monkeypatch):
     model, train_data, test_data = residual
     store = Store(tmp_path / "store")
+    model.train()  # the caller's mode comes back as it was
     found = diagnose_model(model, RESIDUAL_TAPS, train_data, test_data, eps=0.3, judge="self", store=store, **TINY)
+    assert model.training
+    model.eval()
     assert found.taps == RESIDUAL_TAPS
     v = found.vulnerability
     assert list(v["tap"]) == [diagnosis.INPUT, *RESIDUAL_TAPS] and set(v["judge"]) == {"self"}
@@ -113,7 +117,7 @@ def test_bad_data_and_a_missing_judge_are_clear_errors(residual, tmp_path):
     model = residual[0]
     images, labels = _digits()
     cases = [((images * 2, labels), ValueError, r"\[0, 1\].*normalisation"),
-             ((images, labels.float()), ValueError, "integer class indices"),
+             ((images, labels.float()), ValueError, "labels must be an integer tensor"),
              ((images, labels[:5]), ValueError, "160 images but 5 labels"),
              ([1, 2, 3], TypeError, "Dataset, a DataLoader or an \\(images, labels\\)"),
              ((images, labels + 5), ValueError, "labels must lie in 0..9")]

@@ -23,7 +23,7 @@ def test_vulnerability_is_the_increment_of_judged_error():
 
 def test_first_flip_differs_from_v_when_labels_flip_back():
     errors = torch.tensor([[1, 0, 1], [0, 1, 0]], dtype=torch.bool)
-    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=10)
+    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=20)
     assert table["V"].tolist() == [0.5, 0.0, 0.0]
     assert table["first_flip"].tolist() == [0.5, 0.5, 0.0]
 
@@ -43,7 +43,7 @@ def interpreters(natural_model, mnist):
 
 def test_diagnose_a_model(natural_model, interpreters, test_batch):
     x, y = test_batch
-    table = diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:60], y[:60],
+    table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:60], y[:60],
                                eps=0.3, steps=10, step_size=0.075, bootstrap=50)
     assert table["tap"].tolist() == ["input", "pool1", "fc2"]
     assert (table["n"] > 40).all()  # PGD breaks a natural model
@@ -55,7 +55,7 @@ def test_diagnose_a_model(natural_model, interpreters, test_batch):
 def test_robust_case_warns_and_returns_a_valid_empty_result(natural_model, interpreters, test_batch):
     x, y = test_batch
     with pytest.warns(UserWarning, match="no successful adversarial examples among 20 images"):
-        table = diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:20], y[:20],
+        table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:20], y[:20],
                                    eps=1e-6, steps=2, step_size=1e-7)
     assert table["V"].isna().all() and (table["n"] == 0).all() and len(table) == 3
 
@@ -63,7 +63,7 @@ def test_robust_case_warns_and_returns_a_valid_empty_result(natural_model, inter
 def test_taps_without_interpreters_are_named(natural_model, interpreters, test_batch):
     x, y = test_batch
     with pytest.raises(ValueError, match="taps without interpreters: conv1, logits"):
-        diagnosis.diagnose(natural_model, interpreters, {"self": natural_model}, x[:4], y[:4], eps=0.3, steps=1,
+        diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:4], y[:4], eps=0.3, steps=1,
                            step_size=0.3, taps=["conv1", "pool1", "logits"])
 
 
@@ -89,8 +89,8 @@ def test_pool_comparison_reads_the_intervals():
 
 
 def test_information_loss_is_the_tightest_monotone_bound(natural_model, mnist, tmp_path, monkeypatch):
-    errors = iter([{"IL": 0.01, "one_minus_ssim": 0.3}, {"IL": 0.05, "one_minus_ssim": 0.6},
-                   {"IL": 0.03, "one_minus_ssim": 0.5}, {"IL": 0.06, "one_minus_ssim": 0.7}])
+    errors = iter([{"decoder_mse": mse, "decoder_1_minus_ssim": one_minus_ssim}  # what the store holds
+                   for mse, one_minus_ssim in ((0.01, 0.3), (0.05, 0.6), (0.03, 0.5), (0.06, 0.7))])
     monkeypatch.setattr(Store, "get_or_create", lambda self, kind, key, compute, fmt: next(errors))
     il = diagnosis.information_loss(natural_model, ["conv1", "conv2", "pool1", "fc1"], mnist.train, mnist.test,
                                     steps=1, store=Store(tmp_path), progress=False)

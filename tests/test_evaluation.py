@@ -120,9 +120,9 @@ def test_accuracies_are_exact_fractions_so_a_gap_at_the_threshold_passes():
     after = evaluation._accuracies_after(clean, broken_by, ("pgd", "apgd-ce"))
     assert after == {"clean": 1.0, "pgd": 171 / 200, "apgd-ce": 161 / 200}
     assert evaluation.MAX_BELOW_PGD == 0.05
-    assert evaluation._judge("AutoAttack vs PGD", after["apgd-ce"], after["pgd"]) == ("at most 5% below PGD", True)
+    assert evaluation._criterion("AutoAttack vs PGD", after["apgd-ce"], after["pgd"]) == ("at most 5% below PGD", True)
     # one image more below PGD fails
-    assert not evaluation._judge("AutoAttack vs PGD", 160 / 200, after["pgd"])[1]
+    assert not evaluation._criterion("AutoAttack vs PGD", 160 / 200, after["pgd"])[1]
 
 
 def test_the_thresholds_are_applied_when_the_checks_are_read(natural_model, test_batch, tmp_path, monkeypatch):
@@ -150,3 +150,17 @@ def test_labels_outside_the_models_classes_are_a_clear_error(natural_model, test
     wrong = data.ImageSet("mnist", mnist.val.images[:8], torch.full((8,), 10), mnist.val.classes)
     with pytest.raises(ValueError, match="labels must lie in 0..9.*10"):
         training.train_classifier(CONFIG, wrong, progress=False)
+
+
+def test_masked_judged_from_stored_numbers_agrees_with_the_checks():
+    checks = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "check": list(evaluation.MASKING_CHECKS) * 2,
+                           "accuracy": [0.8, 0.79, 0.0, 0.0, 0.5, 0.70, 0.0, 1.0],
+                           "baseline_accuracy": [0.8, 0.80, 0.9, 0.0, 0.7, 0.80, 0.9, 0.0]})
+    checks["passed"] = [evaluation._criterion(c, a, b)[1] for c, a, b in
+                        zip(checks["check"], checks["accuracy"], checks["baseline_accuracy"])]
+    table = pd.DataFrame({"model": ["a", "b", "natural"]})
+    stored = evaluation.with_check_numbers(table, checks)
+    assert "masked" not in stored
+    from_numbers = evaluation.masked_from_numbers(stored)
+    assert from_numbers.tolist()[:2] == evaluation.mark_masked(table, checks)["masked"].tolist()[:2] == [False, True]
+    assert pd.isna(from_numbers.iloc[2])  # a model without checks is not judged

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,24 @@ def test_from_namespace_reads_parameters_and_rejects_injected_unknown_names():
 
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
-def test_parameters_cell_declares_exactly_the_registered_parameters(notebook):
+def test_parameters_cell_is_the_one_generated_from_the_registry(notebook):
+    """Names *and* comments come from profiles.PARAMS: a parameter is documented in one place."""
     assert profiles.notebook_parameters(notebook) == ["profile", *profiles.NOTEBOOK_PARAMS[notebook.stem]]
+    cell = next(c for c in json.loads(notebook.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assert "".join(cell["source"]) == profiles.parameters_cell(notebook.stem), \
+        "run `python -m igan_utils.book --write-parameters` after changing profiles.PARAMS"
+
+
+def test_writing_the_parameters_cells_fixes_a_stale_comment(tmp_path):
+    from igan_utils import book
+
+    (tmp_path / "notebooks").mkdir()
+    source = NOTEBOOKS / "01_classification.ipynb"
+    stale = source.read_text().replace("# training seeds", "# the seeds")
+    (tmp_path / "notebooks" / source.name).write_text(stale)
+    assert book.write_parameters_cells(tmp_path) == [tmp_path / "notebooks" / source.name]
+    test_parameters_cell_is_the_one_generated_from_the_registry(tmp_path / "notebooks" / source.name)
+    assert book.write_parameters_cells(tmp_path) == []
 
 
 def test_attack_settings_follow_the_reference_and_keep_the_path_ratio():

@@ -16,14 +16,14 @@ def _images(p: float, n: int, rng) -> str:
 def _study(avg, max_, masked_avg=None, masked_max=None) -> pd.DataFrame:
     """One row per model: ``avg``/``max_`` are per-seed robust-image strings."""
     masked = {"avg": masked_avg or (False,) * len(avg), "max": masked_max or (False,) * len(max_)}
-    rows = [{"data": "d", "training": "pgd", "pool": pool, "seed": s, "robust_images": flags,
+    rows = [{"data_label": "d", "method": "pgd", "pool": pool, "seed": s, "robust_images": flags,
              "masked": masked[pool][s], "model": f"{pool}/pgd/s{s}"}
             for pool, column in (("avg", avg), ("max", max_)) for s, flags in enumerate(column)]
     return pd.DataFrame(rows)
 
 
 def _compare(table, **kwargs):
-    return stats.compare_pools(table, ["data", "training"], resamples=500, **kwargs).iloc[0]
+    return stats.compare_pools(table, ["data_label", "method"], resamples=500, **kwargs).iloc[0]
 
 
 def test_both_sides_unmasked_use_the_paired_two_level_interval():
@@ -45,14 +45,14 @@ def test_one_masked_side_gives_a_one_sided_verdict_only_below_the_other_interval
     assert row["evidence"] == "bound on avg" and row["winner"] == "max"
     assert row["at_least"] == pytest.approx(row["max_lo"] - row["avg_hi"]) and row["at_least"] > 0.3
     assert row["verdict"].startswith("max higher by at least")
-    sentence = stats.comparison_sentence(row, data="MNIST-10k", training="adversarial (PGD)", attack="AA", images=500)
+    sentence = stats.comparison_sentence(row, data_label="MNIST-10k", method="adversarial (PGD)", attack="AA", images=500)
     assert "max pooling is more robust than average pooling by at least" in sentence
     assert "upper bound" in sentence and "4 of its 5 models failed a masking check" in sentence
     assert "500 test images" in sentence and "**" not in sentence
     # a masked side whose bound reaches into the other side's interval: no verdict, and why
     close = _compare(_study([_images(0.84, 500, rng) for _ in range(5)], high, masked_avg=(True,) * 5))
     assert close["winner"] == "" and close["verdict"].startswith("no verdict: avg's upper bound reaches")
-    text = stats.comparison_sentence(close, data="d", training="t", attack="AA", images=500)
+    text = stats.comparison_sentence(close, data_label="d", method="t", attack="AA", images=500)
     assert "no verdict" in text and "would decide it" in text
     # the masked side can be max pooling too: the verdict then goes to average pooling
     flipped = _compare(_study(high, low, masked_max=(True,) * 5))
@@ -89,7 +89,7 @@ def test_a_stronger_attack_on_the_masked_side_only_makes_the_verdict_more_certai
 def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
     both = _compare(_study(["r" * 50] * 3, ["x" * 50] * 3, masked_avg=(True,) * 3, masked_max=(True, False, False)))
     assert both["evidence"] == "bounds" and both["winner"] == "" and "both" in both["verdict"]
-    assert "only upper bounds" in stats.comparison_sentence(both, data="d", training="t", attack="AA", images=50)
+    assert "only upper bounds" in stats.comparison_sentence(both, data_label="d", method="t", attack="AA", images=50)
     two = _compare(_study(["r" * 50] * 2, ["x" * 50] * 2))
     assert two["winner"] == "" and two["verdict"] == "no verdict: 2 avg/max seed pairs, a verdict needs 3"
     masked_two = _compare(_study(["x" * 50] * 2, ["r" * 50] * 2, masked_avg=(True, True)))
@@ -103,7 +103,7 @@ def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
 
 
 def test_bootstrap_refuses_too_few_resamples():
-    with pytest.raises(ValueError, match="resamples must be >= 20"):
+    with pytest.raises(ValueError, match="resamples must be an integer >= 20"):
         stats.two_level_bootstrap(np.ones((3, 10)), resamples=1)
 
 
@@ -150,3 +150,15 @@ def test_correlation_over_seeds_resamples_seeds():
     assert found["rho"] < -0.8 and found["ci_hi"] < 0 and found["seeds"] == 3 and found["models"] == 6
     assert np.isnan(stats.correlation_over_seeds(table.head(2), "loss", "robust")["rho"])
 
+
+
+@pytest.mark.parametrize("models, lo, hi, verdict", [
+    (2, -0.9, -0.5, "too few to test"),
+    (8, -0.9, -0.1, "supports the hypothesis"),
+    (8, 0.1, 0.9, "contradicts the hypothesis"),
+    (8, -0.5, 0.0, "is inconclusive"),  # an interval touching 0 includes it
+])
+def test_the_family_sentence_reads_the_interval_over_seeds(models, lo, hi, verdict):
+    row = pd.Series({"data_label": "MNIST-10k", "models": models, "seeds": 2, "rho": (lo + hi) / 2, "ci_lo": lo, "ci_hi": hi})
+    text = stats.family_sentence(row, variants=["max", "lp"])
+    assert verdict in text and "MNIST-10k" in text

@@ -70,25 +70,28 @@ def test_every_notebook_of_the_book_is_sweepable(notebook):
     assert sweep.validate(notebook, {"profile": ["smoke", "quick"]}) == [{"profile": "smoke"}, {"profile": "quick"}]
 
 
-def test_a_study_reruns_its_points_when_the_masking_rule_changes(tmp_path, monkeypatch):
-    # each point judges `masked` when it runs: finished points under another rule must not be reused
+def test_a_study_judges_masked_on_read_so_a_changed_rule_needs_no_rerun(tmp_path, monkeypatch):
+    # each point stores the masking checks' numbers; `masked` comes from today's thresholds
     from igan_utils import evaluation, profiles
 
     monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
     folders = []
+    checks = pd.DataFrame({"model": ["avg/pgd/s0"] * 2, "check": ["AutoAttack vs PGD", "large eps"],
+                           "accuracy": [0.70, 0.0], "baseline_accuracy": [0.80, 0.9]})  # 10 points below PGD
+    point = evaluation.with_check_numbers(pd.DataFrame({"dataset": ["mnist"], "model": ["avg/pgd/s0"]}), checks)
 
     def fake_sweep(notebook, grid, out, **kwargs):
         folders.append(Path(out))
         assert Path(notebook).name == "robustness_point.ipynb" and grid["pool"] == ["max", "avg"]
         assert kwargs["parameters"]["profile"] == "smoke" and "pool" not in kwargs["parameters"]
-        return sweep.SweepResult(pd.DataFrame({"dataset": ["mnist"]}))
+        return sweep.SweepResult(point)
 
     monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
     params = profiles.resolve("05_sweeps", "smoke")
     table, _ = study.robustness_study(params, "pooling", ["max", "avg"])
-    study.robustness_study(params, "pooling", ["max", "avg"])
+    assert "masked" not in point and table["masked"].tolist() == [True]
     monkeypatch.setattr(evaluation, "MAX_BELOW_PGD", 0.2)
-    study.robustness_study(params, "pooling", ["max", "avg"])
-    assert folders[0] == folders[1] != folders[2]
+    again, _ = study.robustness_study(params, "pooling", ["max", "avg"])
+    assert again["masked"].tolist() == [False] and folders[0] == folders[1]  # same points, today's rule
     assert folders[0].parent == tmp_path / "sweeps" and folders[0].name.startswith("pooling-")
-    assert table["data"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
+    assert table["data_label"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
