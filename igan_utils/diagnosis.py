@@ -7,6 +7,9 @@ On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
 - the vulnerability contributed by tap ℓ is ``V_ℓ = R_ℓ − R_{ℓ−1}``; the *first-flip* variant is the
   fraction of images whose judged label first leaves y at ℓ; both with bootstrap 95% intervals;
 - the feature change at ℓ is ‖E_ℓ(x') − E_ℓ(x)‖ / ‖E_ℓ(x)‖;
+- an interpretation of x' is *faithful* at ℓ when its generator reproduces the adversarial activation
+  about as well as clean ones (:func:`fidelity`, within :data:`FIDELITY_FACTOR`); unfaithful taps are
+  marked and left out of "most vulnerable" and of the correlation;
 - the information loss ``IL_ℓ`` is the error of a decoder trained with pure MSE from z_ℓ to x, on
   held-out clean images (MSE, and 1 − SSIM as a second view), and ``ΔIL_ℓ = IL_ℓ − IL_{ℓ−1}``;
 - the hypothesis "layers that lose more information are more vulnerable" is tested by the Spearman
@@ -28,6 +31,7 @@ from tqdm import tqdm
 from .attacks import pgd, predict
 from .checks import check_resamples
 from .data import ImageSet
+from . import interpretgan
 from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
 from .runtime import eval_mode, model_device, to_model
@@ -48,6 +52,32 @@ def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
                  generator=torch.Generator(device=x.device).manual_seed(seed))
     keep = (predict(model, x) == y) & result.success
     return x[keep], result.adv[keep], y[keep]
+
+
+FIDELITY_FACTOR = 2.0  # pre-registered in book/method.md ("Rules of the verdicts"), before any run
+
+
+def fidelity(model: nn.Module, interpreters: Mapping[str, Interpreter], x: torch.Tensor, x_adv: torch.Tensor,
+             taps: Sequence[str], *, factor: float = FIDELITY_FACTOR) -> pd.DataFrame:
+    """Can the interpretation of x′ be read at each tap? Each generator learnt clean activations; an
+    adversarial one may lie off that distribution, and then x̂_ℓ(x′) shows the generator failing, not
+    what the layer holds. Per tap, the feature-consistency error ‖E_ℓ(G_ℓ(z)) − z‖² / ‖z‖² of the
+    clean images ``x`` and of their adversarial twins ``x_adv`` (medians over images).
+
+    Returns one row per tap: ``feature_error_clean``, ``feature_error_adv``, ``fidelity_ratio`` (adv /
+    clean), ``faithful_share`` (the share of x′ whose error is within ``factor`` of the clean median)
+    and ``faithful``: the median error on x′ is at most ``factor`` × the median on x."""
+    clean, _ = interpretgan.feature_errors(model, dict(interpreters), x, taps)
+    adversarial, _ = interpretgan.feature_errors(model, dict(interpreters), x_adv, taps)
+    rows = []
+    for tap in taps:
+        reference = clean[tap].median().clamp_min(1e-12)
+        median = adversarial[tap].median()
+        rows.append({"tap": tap, "feature_error_clean": reference.item(), "feature_error_adv": median.item(),
+                     "fidelity_ratio": (median / reference).item(),
+                     "faithful_share": (adversarial[tap] <= factor * reference).float().mean().item(),
+                     "faithful": bool(median <= factor * reference)})
+    return pd.DataFrame(rows)
 
 
 def judged_errors(model: nn.Module, interpreters: Mapping[str, Interpreter], judge: nn.Module,
@@ -225,8 +255,8 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     if len(x_adv) == 0:
         warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g}: "
                       f"nothing to diagnose (the table has no numbers)", stacklevel=2)
-    change = (feature_change(model, x_ok, x_adv, taps) if len(x_adv)
-              else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
+    change = (feature_change(model, x_ok, x_adv, taps).merge(fidelity(model, interpreters, x_ok, x_adv, taps), on="tap")
+              if len(x_adv) else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
     frames = []
     for name, judge in judges.items():
         errors = (judged_errors(model, interpreters, judge, x_adv, y_ok, taps) if len(x_adv)
@@ -237,6 +267,19 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     table = pd.concat(frames, ignore_index=True)
     table["attacked"] = len(x)
     return table
+
+
+def most_vulnerable(table: pd.DataFrame, by: Sequence[str], k: int = 2) -> pd.DataFrame:
+    """Per group of ``by`` (e.g. model and judge) of a diagnosis table: ``taps``, the ``k`` taps of
+    largest V among those whose interpretations of x′ are faithful, and ``left_out``, the unfaithful
+    ones (lists, in depth order for ``left_out``)."""
+    rows = []
+    for key, part in table[table["tap"] != INPUT].groupby(list(by), sort=False):
+        faithful = part["faithful"].eq(True) if "faithful" in part else pd.Series(True, index=part.index)
+        top = part[faithful].dropna(subset=["V"]).sort_values("V", ascending=False, kind="stable")["tap"].head(k)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "taps": top.tolist(),
+                     "left_out": part.loc[~faithful, "tap"].tolist()})
+    return pd.DataFrame(rows, columns=[*by, "taps", "left_out"])
 
 
 JUDGE_SEED_OFFSET = 1000  # the judge's seed: 1000 + the first diagnosed seed, which no diagnosed model uses
@@ -280,14 +323,18 @@ def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"
                     low: str = "avg", high: str = "max") -> pd.DataFrame:
     """V at the pooling taps for the ``low`` and ``high`` pooling models (per judge), and whether the
     claim "``low`` is less vulnerable there" holds: ``supports`` when the intervals are disjoint the
-    claimed way round, ``contradicts`` when disjoint the other way, else ``is inconclusive about``."""
+    claimed way round, ``contradicts`` when disjoint the other way, else ``is inconclusive about``;
+    ``cannot decide`` when either model's interpretation of x′ is unfaithful at the tap."""
     rows = []
     for (judge, tap), part in table[table["tap"].isin(taps)].groupby(["judge", "tap"], sort=False):
         by_pool = part.set_index("pool")
         if not {low, high} <= set(by_pool.index):
             continue
         a, b = by_pool.loc[low], by_pool.loc[high]
-        if a["V_hi"] < b["V_lo"]:
+        flags = [row.get("faithful") for row in (a, b)]
+        if any(f is not None and not pd.isna(f) and not f for f in flags):  # V shows the generator, not the layer
+            verdict = "cannot decide (an interpretation of x′ is unfaithful there)"
+        elif a["V_hi"] < b["V_lo"]:
             verdict = "supports"
         elif a["V_lo"] > b["V_hi"]:
             verdict = "contradicts"

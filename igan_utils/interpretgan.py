@@ -380,21 +380,30 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
     return torch.sigmoid(u.detach()).to(device=given.device, dtype=given.dtype)
 
 
+def feature_errors(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
+                   taps: Sequence[str] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """How well each interpreter reproduces the activation it was given: per tap and per image, the
+    feature-consistency error ‖E_ℓ(G_ℓ(z)) − z‖² / ‖z‖² with z = E_ℓ(x). Returns (errors, interpretations):
+    tap → (N,) errors on ``x``'s device, and tap → the interpretations x̂_ℓ (N, C, H, W)."""
+    found = interpret(classifier, interpreters, x, taps)
+    errors = {}
+    with torch.no_grad(), eval_mode(classifier):
+        z = forward_with_taps(classifier, x, list(found))[1]
+        for tap, x_hat in found.items():
+            errors[tap] = relative_sq_error(forward_with_taps(classifier, x_hat, [tap])[1][tap], z[tap])
+    return errors, found
+
+
 def quality(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor) -> list[dict]:
     """Per tap, on clean images ``x``: how often C labels x̂ as it labels x (``label_agreement``),
-    the feature-consistency error ‖E_ℓ(x̂) − E_ℓ(x)‖²/‖E_ℓ(x)‖², the pixel L1 error and the SSIM to x."""
+    the feature-consistency error ‖E_ℓ(x̂) − E_ℓ(x)‖²/‖E_ℓ(x)‖² (mean), the pixel L1 error and the SSIM to x."""
     from .attacks import predict
 
     labels = predict(classifier, x)
-    rows = []
-    for tap, x_hat in interpret(classifier, interpreters, x).items():
-        with torch.no_grad():
-            z = forward_with_taps(classifier, x, [tap])[1][tap]
-            z_hat = forward_with_taps(classifier, x_hat, [tap])[1][tap]
-        rows.append({"tap": tap, "label_agreement": (predict(classifier, x_hat) == labels).float().mean().item(),
-                     "feature_error": relative_sq_error(z_hat, z).mean().item(),
-                     "pixel_l1": (x_hat - x).abs().mean().item(), "ssim": ssim(x_hat, x).mean().item()})
-    return rows
+    errors, found = feature_errors(classifier, interpreters, x)
+    return [{"tap": tap, "label_agreement": (predict(classifier, x_hat) == labels).float().mean().item(),
+             "feature_error": errors[tap].mean().item(), "pixel_l1": (x_hat - x).abs().mean().item(),
+             "ssim": ssim(x_hat, x).mean().item()} for tap, x_hat in found.items()]
 
 
 def interpretation_rows(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,

@@ -210,9 +210,43 @@ def per_tap(frame: pd.DataFrame, metrics: Sequence[str], *, hue: str = "pool", t
     return grid.figure
 
 
+def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
+    """R per tap (the judge's error on x′ and on its interpretations), one line per model (columns
+    ``pool`` and ``method``), one panel per judge; taps whose interpretations of x′ are unfaithful
+    (``faithful`` False) are drawn hollow: a jump of R there is the generator failing, not the layer."""
+    judges = list(dict.fromkeys(table["judge"]))
+    fig, axes = plt.subplots(1, len(judges), figsize=(5.5 * len(judges), 3.4), squeeze=False, sharey=True)
+    for ax, judge in zip(axes[0], judges):
+        part = table[table["judge"] == judge]
+        order = list(dict.fromkeys(part["tap"]))
+        for (pool, method), rows in part.groupby(["pool", "method"], sort=False):
+            rows = rows.set_index("tap").reindex(order)
+            color = POOL_COLORS.get(pool)
+            style = "-" if method == "natural" else "--"
+            ax.plot(range(len(order)), rows["R"], style, color=color, label=f"{pool}/{method}")
+            hollow = rows["faithful"].eq(False).values if "faithful" in rows else np.zeros(len(order), bool)
+            ax.scatter(np.arange(len(order))[~hollow], rows["R"].values[~hollow], color=color, s=18, zorder=3)
+            ax.scatter(np.arange(len(order))[hollow], rows["R"].values[hollow], facecolors="white",
+                       edgecolors=color, s=36, zorder=3)
+        ax.set_xticks(range(len(order)), order, rotation=45)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"judge: {judge}", fontsize=10)
+    axes[0, 0].set_ylabel("R (judged error)")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if "faithful" in table and table["faithful"].eq(False).any():
+        handles.append(plt.Line2D([], [], ls="", marker="o", markerfacecolor="white", markeredgecolor="grey"))
+        labels.append("unfaithful on x′ (not read)")
+    axes[0, -1].legend(handles, labels, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
     """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
-    panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...)."""
+    panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...). Bars of
+    taps whose interpretations of x′ are unfaithful (column ``faithful`` False) are hatched and pale."""
     judges = list(dict.fromkeys(table["judge"]))
     groups = list(dict.fromkeys(table[hue]))
     fig, axes = plt.subplots(1, len(judges), figsize=(5.5 * len(judges), 3.4), squeeze=False, sharey=True)
@@ -224,13 +258,22 @@ def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", t
             rows = part[part[hue] == group].set_index("tap").reindex(order)
             pos = np.arange(len(order)) + (i - (len(groups) - 1) / 2) * width
             err = np.vstack([rows[value] - rows[f"{value}_lo"], rows[f"{value}_hi"] - rows[value]])
-            ax.bar(pos, rows[value], width, yerr=np.nan_to_num(err), capsize=2, label=str(group),
-                   color=POOL_COLORS.get(group) if hue == "pool" else None)
+            bars = ax.bar(pos, rows[value], width, yerr=np.nan_to_num(err), capsize=2, label=str(group),
+                          color=POOL_COLORS.get(group) if hue == "pool" else None)
+            unfaithful = rows["faithful"].eq(False) if "faithful" in rows else pd.Series(False, index=rows.index)
+            for bar, flagged in zip(bars, unfaithful):
+                if flagged:
+                    bar.set_hatch("///")
+                    bar.set_alpha(0.4)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(np.arange(len(order)), order, rotation=45)
         ax.set_title(f"judge: {judge}", fontsize=10)
     axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
-    axes[0, -1].legend(title=hue)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if "faithful" in table and table["faithful"].eq(False).any():
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey", hatch="///"))
+        labels.append("unfaithful on x′ (not read)")
+    axes[0, -1].legend(handles, labels, title=hue, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -293,29 +293,37 @@ def correlation_verdict(rho: float, p: float, *, min_p: float = 0.0, alpha: floa
 
 def tap_correlations(table: pd.DataFrame, by: list[str], x: str = "dIL", y: str = "V") -> pd.DataFrame:
     """Per group of ``by`` (e.g. model and judge), the rank correlation of ``x`` with ``y`` over its
-    rows (taps) by :func:`spearman_test`, and its :func:`correlation_verdict`. Columns: ``by``,
-    ``taps``, ``spearman_rho``, ``p_value``, ``min_p``, ``p_method``, ``verdict``."""
+    rows (taps) by :func:`spearman_test`, and its :func:`correlation_verdict`. Taps whose
+    interpretations of x′ are not faithful (column ``faithful`` False, ``diagnosis.fidelity``) are left
+    out and named. Columns: ``by``, ``taps``, ``left_out``, ``spearman_rho``, ``p_value``, ``min_p``,
+    ``p_method``, ``verdict``."""
     rows = []
     for key, part in table.groupby(by, sort=False):
-        data = part[[x, y]].dropna()
+        unfaithful = part["faithful"].eq(False) if "faithful" in part else pd.Series(False, index=part.index)
+        data = part.loc[~unfaithful, [x, y]].dropna()
         found = spearman_test(data[x], data[y])
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "taps": len(data),
+                     "left_out": ", ".join(part.loc[unfaithful, "tap"]) if "tap" in part else "",
                      "spearman_rho": found["rho"], "p_value": found["p_value"], "min_p": found["min_p"],
                      "p_method": found["method"],
                      "verdict": correlation_verdict(found["rho"], found["p_value"], min_p=found["min_p"])})
-    return pd.DataFrame(rows, columns=[*by, "taps", "spearman_rho", "p_value", "min_p", "p_method", "verdict"])
+    return pd.DataFrame(rows, columns=[*by, "taps", "left_out", "spearman_rho", "p_value", "min_p", "p_method",
+                                       "verdict"])
 
 
 def correlation_sentence(row, what: str = "ΔIL with V") -> str:
     """One row of :func:`tap_correlations` as plain text: rho, the permutation p-value and how it was
     found, the number of taps, and what it says about the hypothesis."""
+    left_out = row.get("left_out") or ""
+    left = f"; taps whose interpretations of x′ are unfaithful, left out: {left_out}" if left_out else ""
+    taps = f"{int(row['taps'])} {'faithful ' if left_out else ''}taps"
     if np.isnan(row["spearman_rho"]):
-        return f"the rank correlation of {what} is undefined over {int(row['taps'])} taps, which cannot test the hypothesis"
-    text = (f"Spearman ρ of {what} = {row['spearman_rho']:.2f} over {int(row['taps'])} taps (permutation p = "
+        return f"the rank correlation of {what} is undefined over {taps}{left}, which cannot test the hypothesis"
+    text = (f"Spearman ρ of {what} = {row['spearman_rho']:.2f} over {taps} (permutation p = "
             f"{row['p_value']:.2g}, {row['p_method']}")
     if row["min_p"] > ALPHA:
         text += f"; with {int(row['taps'])} taps even a perfect ordering gives p = {row['min_p']:.2g} > {ALPHA:g}"
-    return text + f"), which {row['verdict']} the hypothesis"
+    return text + f"){left}, which {row['verdict']} the hypothesis"
 
 
 def family_sentence(row, *, variants: Sequence[str]) -> str:

@@ -60,7 +60,7 @@ def test_empty_data_dir_fails_with_the_clear_data_error(tmp_path):
 
 def test_unknown_parameter_fails_before_any_notebook_runs(tmp_path):
     result = _run_book("--profile", "smoke", "-p", "epsilon=0.1", "--out", str(tmp_path))
-    assert result.returncode == 1 and "no chapter has the parameter(s) epsilon" in result.stderr
+    assert result.returncode == 2 and "no chapter has the parameter(s) epsilon" in result.stderr  # a usage error
     assert not list(tmp_path.iterdir())
 
 

@@ -113,3 +113,23 @@ def test_linear_information_loss_is_zero_for_an_invertible_layer_and_grows_with_
     assert found.loc["copy", "linear_mse"] < found.loc["avg2", "linear_mse"] < found.loc["avg4", "linear_mse"]
     x, _ = test.tensors()
     assert found.loc["avg4", "linear_mse"] < x.var(0).mean().item()  # better than predicting the mean image
+
+
+def test_fidelity_flags_activations_far_off_the_clean_ones(natural_model, interpreters, test_batch):
+    x, _ = test_batch
+    clean = diagnosis.fidelity(natural_model, interpreters, x[:40], x[40:80], ["pool1", "fc2"])
+    assert clean["faithful"].all() and (clean["fidelity_ratio"] < diagnosis.FIDELITY_FACTOR).all()
+    # digits at 5 % contrast: pool1 activations of a size no clean image gives (measured ratio ≈ 12;
+    # the relative error is scale-free, so it flags latents of the wrong size, not merely unusual ones)
+    off = diagnosis.fidelity(natural_model, interpreters, x[:40], 0.05 * x[40:80], ["pool1", "fc2"]).set_index("tap")
+    assert not off.loc["pool1", "faithful"] and off.loc["pool1", "fidelity_ratio"] > diagnosis.FIDELITY_FACTOR
+    assert off["faithful_share"].between(0, 1).all()
+
+
+def test_the_diagnosis_table_marks_each_taps_fidelity(natural_model, interpreters, test_batch):
+    x, y = test_batch
+    table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
+                                          eps=0.3, steps=10, step_size=0.075, bootstrap=20)
+    taps = table[table["tap"] != diagnosis.INPUT]
+    assert taps["faithful"].notna().all() and taps["fidelity_ratio"].gt(0).all()
+    assert table.loc[table["tap"] == diagnosis.INPUT, "faithful"].isna().all()  # no interpretation there

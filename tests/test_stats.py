@@ -125,6 +125,14 @@ def test_four_taps_cannot_support_the_hypothesis():
     assert sentence.endswith("which cannot test the hypothesis")
 
 
+def test_unfaithful_taps_are_left_out_of_the_correlation_and_named():
+    frame = pd.DataFrame({"model": "m", "tap": list("abcde"), "dIL": [0.1, 0.2, 0.3, 0.4, 0.5],
+                          "V": [0.0, 0.1, 0.2, 0.5, 0.9], "faithful": [True, False, True, True, True]})
+    row = stats.tap_correlations(frame, ["model"]).iloc[0]
+    assert row["taps"] == 4 and row["left_out"] == "b"
+    assert "over 4 faithful taps" in stats.correlation_sentence(row) and "left out: b" in stats.correlation_sentence(row)
+
+
 def test_permutation_p_values_agree_with_known_cases_and_monte_carlo_beyond_nine():
     from scipy.stats import spearmanr
 

@@ -74,10 +74,17 @@ class Diagnosis:
     seconds: float = 0.0
 
     def most_vulnerable(self, judge: str | None = None, k: int = 2) -> list[str]:
-        """The ``k`` taps with the largest V for ``judge`` (default: the first judge)."""
+        """The ``k`` faithful taps (``diagnosis.fidelity``) with the largest V for ``judge`` (default:
+        the first judge)."""
         judge = judge or self.vulnerability["judge"].iloc[0]
-        part = self.vulnerability[(self.vulnerability["judge"] == judge) & (self.vulnerability["tap"] != diagnosis.INPUT)]
-        return part.dropna(subset=["V"]).sort_values("V", ascending=False)["tap"].head(k).tolist()
+        found = diagnosis.most_vulnerable(self.vulnerability, ["judge"], k).set_index("judge")
+        return found.loc[judge, "taps"] if judge in found.index else []
+
+    @property
+    def unfaithful(self) -> list[str]:
+        """Taps whose interpretations of x′ are not faithful: their V is shown, hatched, but not read."""
+        v = self.vulnerability
+        return list(dict.fromkeys(v.loc[v["faithful"].eq(False), "tap"]))
 
     def summary(self) -> str:
         """A few sentences: what was attacked, who judged, where the vulnerability is, and whether
@@ -89,10 +96,14 @@ class Diagnosis:
         lines.append(f"Judge: {self.judge}.")
         if n == 0:
             return " ".join(lines + ["No successful attack: nothing to diagnose (raise eps or attack more images)."])
+        if self.unfaithful:
+            lines.append(f"Left out of what follows: {', '.join(self.unfaithful)}, where the interpretation of x′ is "
+                         f"not faithful (its feature error is over {diagnosis.FIDELITY_FACTOR:g}× the clean one).")
         for judge in dict.fromkeys(self.vulnerability["judge"]):
             top = self.most_vulnerable(judge)
             row = self.correlation[self.correlation["judge"] == judge].iloc[0]
-            lines.append(f"Judge `{judge}`: most vulnerability at {' and '.join(top)}; "
+            where = f"most vulnerability at {' and '.join(top)}" if top else "no faithful tap to read V at"
+            lines.append(f"Judge `{judge}`: {where}; "
                          f"{stats.correlation_sentence(row)} that layers losing more information are more vulnerable.")
         return " ".join(lines)
 
