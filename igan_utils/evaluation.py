@@ -489,11 +489,11 @@ def with_check_numbers(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFram
     ``check_<name>`` (the accuracy) and ``check_<name>_baseline``: the numbers, not the verdict, so that
     a stored table stays right when a threshold changes (:func:`masked_from_numbers` applies today's
     rule when it is read)."""
-    wide: dict[str, dict[str, float]] = {}
-    for row in checks.itertuples():
-        wide.setdefault(row.model, {})[_check_column(row.check)] = row.accuracy
-        wide[row.model][f"{_check_column(row.check)}_baseline"] = row.baseline_accuracy
-    return table.join(pd.DataFrame.from_dict(wide, orient="index"), on="model")
+    keys = [c for c in ("dataset", "model") if c in table and c in checks]  # a label may recur across datasets
+    numbers = checks.assign(column=checks["check"].map(_check_column))
+    wide = numbers.pivot_table(index=keys, columns="column", values=["accuracy", "baseline_accuracy"], sort=False)
+    wide.columns = [column if kind == "accuracy" else f"{column}_baseline" for kind, column in wide.columns]
+    return table.merge(wide.reset_index(), on=keys, how="left")
 
 
 def masked_from_numbers(table: pd.DataFrame) -> pd.Series:
