@@ -15,7 +15,6 @@ this costs no extra pass). With ``early_exit``, samples already fooled are dropp
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 

@@ -66,7 +66,11 @@ def fidelity(model: nn.Module, interpreters: Mapping[str, Interpreter], x: torch
 
     Returns one row per tap: ``feature_error_clean``, ``feature_error_adv``, ``fidelity_ratio`` (adv /
     clean), ``faithful_share`` (the share of x′ whose error is within ``factor`` of the clean median)
-    and ``faithful``: the median error on x′ is at most ``factor`` × the median on x."""
+    and ``faithful``: the median error on x′ is at most ``factor`` × the median on x. With no x′ the
+    rows have no numbers (NaN)."""
+    if len(x_adv) == 0:
+        return pd.DataFrame({"tap": list(taps), "feature_error_clean": np.nan, "feature_error_adv": np.nan,
+                             "fidelity_ratio": np.nan, "faithful_share": np.nan, "faithful": np.nan})
     clean, _ = interpretgan.feature_errors(model, dict(interpreters), x, taps)
     adversarial, _ = interpretgan.feature_errors(model, dict(interpreters), x_adv, taps)
     rows = []
@@ -255,8 +259,9 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     if len(x_adv) == 0:
         warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g}: "
                       f"nothing to diagnose (the table has no numbers)", stacklevel=2)
-    change = (feature_change(model, x_ok, x_adv, taps).merge(fidelity(model, interpreters, x_ok, x_adv, taps), on="tap")
-              if len(x_adv) else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
+    change = (feature_change(model, x_ok, x_adv, taps) if len(x_adv)
+              else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
+    change = change.merge(fidelity(model, interpreters, x_ok, x_adv, taps), on="tap")
     frames = []
     for name, judge in judges.items():
         errors = (judged_errors(model, interpreters, judge, x_adv, y_ok, taps) if len(x_adv)
@@ -331,8 +336,7 @@ def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"
         if not {low, high} <= set(by_pool.index):
             continue
         a, b = by_pool.loc[low], by_pool.loc[high]
-        flags = [row.get("faithful") for row in (a, b)]
-        if any(f is not None and not pd.isna(f) and not f for f in flags):  # V shows the generator, not the layer
+        if by_pool.loc[[low, high]].get("faithful", pd.Series(dtype=object)).eq(False).any():  # V shows the generator
             verdict = "cannot decide (an interpretation of x′ is unfaithful there)"
         elif a["V_hi"] < b["V_lo"]:
             verdict = "supports"

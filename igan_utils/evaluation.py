@@ -93,7 +93,7 @@ class Ensemble:
     @property
     def name(self) -> str:
         """How tables and figures name this evaluation, e.g. ``AutoAttack (APGD-CE, APGD-T×3, Square-1000) + PGD-40×2``."""
-        parts = {"apgd-ce": f"APGD-CE" + (f"-{self.apgd_iters}" if self.apgd_iters != 100 else ""),
+        parts = {"apgd-ce": "APGD-CE" + (f"-{self.apgd_iters}" if self.apgd_iters != 100 else ""),
                  "apgd-t": f"APGD-T×{self.targets}", "fab-t": f"FAB-T×{self.targets}",
                  "square": f"Square-{self.square_queries}"}
         if tuple(self.attacks) == AUTOATTACK and (self.apgd_iters, self.targets, self.square_queries) == (100, 9, 5000):
@@ -499,16 +499,12 @@ def with_check_numbers(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFram
 def masked_from_numbers(table: pd.DataFrame) -> pd.Series:
     """Per row of a table made by :func:`with_check_numbers`: True when a stored check fails today's
     thresholds, False when every stored check passes, NaN when none was stored (not checked)."""
-    verdicts = []
-    for check in MASKING_CHECKS:
-        column = _check_column(check)
-        if column in table:
-            verdicts.append([np.nan if pd.isna(a) else not _criterion(check, a, b)[1]
-                             for a, b in zip(table[column], table[f"{column}_baseline"])])
-    if not verdicts:
-        return pd.Series(np.nan, index=table.index, name="masked")
-    found = pd.DataFrame(verdicts, columns=table.index).T
-    return found.apply(lambda r: np.nan if r.isna().all() else bool(r.fillna(False).any()), axis=1).rename("masked")
+    failed = pd.DataFrame({check: [np.nan if pd.isna(a) else not _criterion(check, a, b)[1]
+                                   for a, b in zip(table[column], table[f"{column}_baseline"])]
+                           for check in MASKING_CHECKS if (column := _check_column(check)) in table},
+                          index=table.index, dtype=object)
+    return failed.apply(lambda r: np.nan if r.isna().all() else bool(r.fillna(False).any()), axis=1,
+                        result_type="reduce").reindex(table.index).rename("masked")
 
 
 def masked_models(checks: pd.DataFrame) -> set[str]:

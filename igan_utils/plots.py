@@ -210,6 +210,15 @@ def per_tap(frame: pd.DataFrame, metrics: Sequence[str], *, hue: str = "pool", t
     return grid.figure
 
 
+def _legend_with_unfaithful(ax, table: pd.DataFrame, marker, title: str | None = None) -> None:
+    """The axis's legend, plus ``marker`` for "unfaithful on x′" when the table has such taps."""
+    handles, labels = ax.get_legend_handles_labels()
+    if "faithful" in table and table["faithful"].eq(False).any():
+        handles.append(marker)
+        labels.append("unfaithful on x′ (not read)")
+    ax.legend(handles, labels, title=title, fontsize=8)
+
+
 def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
     """R per tap (the judge's error on x′ and on its interpretations), one line per model (columns
     ``pool`` and ``method``), one panel per judge; taps whose interpretations of x′ are unfaithful
@@ -232,11 +241,8 @@ def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"judge: {judge}", fontsize=10)
     axes[0, 0].set_ylabel("R (judged error)")
-    handles, labels = axes[0, -1].get_legend_handles_labels()
-    if "faithful" in table and table["faithful"].eq(False).any():
-        handles.append(plt.Line2D([], [], ls="", marker="o", markerfacecolor="white", markeredgecolor="grey"))
-        labels.append("unfaithful on x′ (not read)")
-    axes[0, -1].legend(handles, labels, fontsize=8)
+    _legend_with_unfaithful(axes[0, -1], table, plt.Line2D([], [], ls="", marker="o", markerfacecolor="white",
+                                                           markeredgecolor="grey"))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -269,11 +275,8 @@ def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", t
         ax.set_xticks(np.arange(len(order)), order, rotation=45)
         ax.set_title(f"judge: {judge}", fontsize=10)
     axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
-    handles, labels = axes[0, -1].get_legend_handles_labels()
-    if "faithful" in table and table["faithful"].eq(False).any():
-        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey", hatch="///"))
-        labels.append("unfaithful on x′ (not read)")
-    axes[0, -1].legend(handles, labels, title=hue, fontsize=8)
+    _legend_with_unfaithful(axes[0, -1], table, plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey",
+                                                             hatch="///"), title=hue)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

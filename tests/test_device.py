@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from igan_utils import attacks, diagnosis, evaluation, interpretgan, models, runtime, taps
+from igan_utils import attacks, diagnosis, evaluation, interpretgan, runtime, taps
 from igan_utils.data import ImageSet
 from igan_utils.interpretgan import GanConfig
 

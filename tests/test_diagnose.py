@@ -10,7 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
-from igan_utils import data, diagnosis, interpretgan, taps
+from igan_utils import diagnosis, interpretgan, taps
 from igan_utils import diagnose_model
 from igan_utils.checkup.cli import main
 from igan_utils.store import Store

@@ -1,4 +1,3 @@
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -133,3 +132,9 @@ def test_the_diagnosis_table_marks_each_taps_fidelity(natural_model, interpreter
     taps = table[table["tap"] != diagnosis.INPUT]
     assert taps["faithful"].notna().all() and taps["fidelity_ratio"].gt(0).all()
     assert table.loc[table["tap"] == diagnosis.INPUT, "faithful"].isna().all()  # no interpretation there
+
+
+def test_pool_comparison_cannot_decide_at_an_unfaithful_tap():
+    rows = [{"judge": "self", "tap": "pool1", "pool": "avg", "V": 0.1, "V_lo": 0.05, "V_hi": 0.15, "faithful": False},
+            {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35, "faithful": True}]
+    assert diagnosis.pool_comparison(pd.DataFrame(rows))["verdict"].iloc[0].startswith("cannot decide")

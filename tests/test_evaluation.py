@@ -3,7 +3,6 @@ flagged, a plain one must not; the worst case only ever lowers accuracy; interva
 
 import dataclasses
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch

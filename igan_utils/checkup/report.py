@@ -64,4 +64,3 @@ def markdown_inline(text: str) -> str:
     """Inline Markdown (`code`, **bold**) as HTML, the rest escaped."""
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
