@@ -19,7 +19,8 @@ On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections import Counter
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from .attacks import pgd, predict
 from .checks import check_resamples
 from .data import ImageSet
+from .evaluation import Ensemble, ensemble_for, masking_checks, worst_case
 from . import interpretgan
 from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
@@ -44,14 +46,57 @@ if TYPE_CHECKING:
 INPUT = "input"  # the row of R_0: the judge's error on the adversarial images themselves
 
 
+DIAGNOSIS_ATTACKS = ("apgd-ce", "apgd-t")  # after the PGD screen: x′ that fool a masked model too (rule 6)
+
+
+class Attacked(NamedTuple):
+    """The successful attacks of :func:`successful_attacks`: clean images ``x`` (N, C, H, W), their
+    adversarial twins ``x_adv``, labels ``y`` (N,), ``made_by`` (N,) the attack that made each x′
+    (``"pgd"``, ``"apgd-ce"``, …) and ``attack``, how the x′ were found (a sentence for tables)."""
+
+    x: torch.Tensor
+    x_adv: torch.Tensor
+    y: torch.Tensor
+    made_by: list[str]
+    attack: str
+
+
+def default_attack(steps: int, step_size: float, params=None) -> Ensemble:
+    """The attack the diagnosis takes x′ from: the PGD screen (``steps``, ``step_size``), then APGD-CE
+    and APGD-T (:data:`DIAGNOSIS_ATTACKS`), with ``params``' budgets (``aa_iters``, ``aa_targets``,
+    ``restarts``) or AutoAttack's own (100 iterations, 9 targets)."""
+    budgets = {} if params is None else {"apgd_iters": params["aa_iters"], "targets": params["aa_targets"],
+                                         "pgd_restarts": params["restarts"]}
+    return Ensemble(attacks=DIAGNOSIS_ATTACKS, pgd_steps=steps, pgd_step_size=step_size, **budgets)
+
+
 def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-                       step_size: float, seed: int = 0):
-    """(x, x', y) restricted to images the model classifies correctly and PGD breaks. x' is the
-    iterate of highest loss (confidently misclassified), not the first one across the boundary."""
-    result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
-                 generator=torch.Generator(device=x.device).manual_seed(seed))
-    keep = (predict(model, x) == y) & result.success
-    return x[keep], result.adv[keep], y[keep]
+                       step_size: float, seed: int = 0, attack: Ensemble | str | None = None) -> Attacked:
+    """(x, x', y, …) restricted to images the model classifies correctly and the attack breaks.
+
+    ``attack``: None (default) for :func:`default_attack`, any :class:`~igan_utils.evaluation.Ensemble`
+    (x′ is each image's first success in its order, so a model whose gradients PGD cannot use is
+    diagnosed on perturbations that do fool it), or ``"pgd"``: PGD alone (``steps``, ``step_size``),
+    keeping the iterate of highest loss (confidently misclassified), not the first one across the
+    boundary."""
+    if isinstance(attack, str):
+        if attack != "pgd":
+            raise ValueError(f"attack must be an evaluation.Ensemble, 'pgd' or None, got {attack!r}")
+        result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
+                     generator=torch.Generator(device=x.device).manual_seed(seed))
+        keep = (predict(model, x) == y) & result.success
+        return Attacked(x[keep], result.adv[keep], y[keep], ["pgd"] * int(keep.sum()),
+                        f"PGD-{steps} (step {step_size:.3g}), highest-loss iterate")
+    ensemble = attack if attack is not None else default_attack(steps, step_size)
+    found = worst_case(model, x, y, eps=eps, ensemble=ensemble, seed=seed)
+    keep = (found.broken_by >= 0) & ~found.robust
+    made_by = [ensemble.order[i] for i in found.broken_by[keep].tolist()]
+    return Attacked(x[keep], found.adv[keep], y[keep], made_by, f"{ensemble.name}, first success per image")
+
+
+def made_by_text(made_by: Sequence[str]) -> str:
+    """``made_by`` of :class:`Attacked` as counts in the attacks' order, e.g. ``"pgd 280 · apgd-ce 12"``."""
+    return " · ".join(f"{name} {count}" for name, count in Counter(made_by).items()) or "none"
 
 
 FIDELITY_FACTOR = 2.0  # pre-registered in book/method.md ("Rules of the verdicts"), before any run
@@ -82,6 +127,36 @@ def fidelity(model: nn.Module, interpreters: Mapping[str, Interpreter], x: torch
                      "faithful_share": (adversarial[tap] <= factor * reference).float().mean().item(),
                      "faithful": bool(median <= factor * reference)})
     return pd.DataFrame(rows)
+
+
+MAX_AGREEMENT_DROP = 0.02  # rule 7 of book/method.md, fixed before the first run that uses it
+MAX_SSIM_DROP = 0.02
+
+
+def mixing_verdict(clean: pd.DataFrame, mixed: pd.DataFrame) -> tuple[bool, str]:
+    """Rule 7: should interpreters trained on clean and adversarial activations replace clean-only ones?
+
+    ``clean`` and ``mixed`` have one row per tap with ``faithful`` (on the same x′, :func:`fidelity`)
+    and, on clean images, ``label_agreement`` and ``ssim`` (``interpretgan.quality``). Yes only when
+    every tap unfaithful under ``clean`` is faithful under ``mixed`` and no tap's label agreement drops
+    by more than :data:`MAX_AGREEMENT_DROP` nor its SSIM by more than :data:`MAX_SSIM_DROP`.
+    Returns (adopt, the reason as a sentence)."""
+    c = clean.set_index("tap")
+    m = mixed.set_index("tap").reindex(c.index)
+    unfaithful = c.index[c["faithful"].eq(False)].tolist()
+    if not unfaithful:
+        return False, ("every tap is faithful with clean-only interpreters, so there is nothing to fix and "
+                       "they stay (rule 7)")
+    still = [t for t in unfaithful if not m["faithful"].eq(True).loc[t]]
+    hurt = [t for t in c.index if c.loc[t, "label_agreement"] - m.loc[t, "label_agreement"] > MAX_AGREEMENT_DROP + 1e-9
+            or c.loc[t, "ssim"] - m.loc[t, "ssim"] > MAX_SSIM_DROP + 1e-9]
+    fixed = f"{', '.join(unfaithful)} {'is' if len(unfaithful) == 1 else 'are'} unfaithful with clean-only interpreters"
+    if still:
+        return False, f"{fixed}, and mixing leaves {', '.join(still)} unfaithful: clean-only interpreters stay (rule 7)"
+    if hurt:
+        return False, (f"{fixed} and mixing makes them faithful, but it costs the clean interpretations more than "
+                       f"rule 7 allows at {', '.join(hurt)}: clean-only interpreters stay")
+    return True, f"{fixed}; mixing makes them faithful at no cost to the clean interpretations: adopt it (rule 7)"
 
 
 def judged_errors(model: nn.Module, interpreters: Mapping[str, Interpreter], judge: nn.Module,
@@ -239,15 +314,24 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
     return pd.DataFrame(rows)
 
 
+TABLE_COLUMNS = ("judge", "tap", "depth", "n", "R", "V", "V_lo", "V_hi", "first_flip", "first_flip_lo",
+                 "first_flip_hi", "feature_change", "feature_change_se", "feature_error_clean", "feature_error_adv",
+                 "fidelity_ratio", "faithful_share", "faithful", "attacked", "attack", "made_by")
+
+
 def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
                         x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
-                        taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+                        taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0,
+                        attack: Ensemble | str | None = None) -> pd.DataFrame:
     """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
-    intervals) and the feature change at the tap; ``n`` is the number of successful attacks used.
+    intervals), the feature change and the fidelity of the interpretations of x′ at the tap; ``n`` is
+    the number of successful attacks used, ``attack`` how x′ was found and ``made_by`` which attack
+    made how many (:func:`successful_attacks`; ``attack`` None: :func:`default_attack`).
 
     ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order).
     Raises ValueError naming taps without interpreters, or for fewer than ``checks.MIN_RESAMPLES``
-    bootstrap resamples. With no successful attack it warns and returns rows with NaN numbers.
+    bootstrap resamples. With no successful attack it warns and returns a table with the columns
+    :data:`TABLE_COLUMNS` and no rows.
     """
     check_resamples(bootstrap)  # before the attack, not after it
     taps = tap_names(model, taps if taps is not None else [t for t in _model_order(model, interpreters)])
@@ -255,23 +339,22 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     if missing:
         raise ValueError(f"taps without interpreters: {', '.join(missing)}; train them first "
                          f"(interpretgan.interpreters_for)")
-    x_ok, x_adv, y_ok = successful_attacks(model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed)
-    if len(x_adv) == 0:
-        warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g}: "
-                      f"nothing to diagnose (the table has no numbers)", stacklevel=2)
-    change = (feature_change(model, x_ok, x_adv, taps) if len(x_adv)
-              else pd.DataFrame({"tap": taps, "feature_change": np.nan, "feature_change_se": np.nan}))
-    change = change.merge(fidelity(model, interpreters, x_ok, x_adv, taps), on="tap")
+    found = successful_attacks(model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed, attack=attack)
+    if len(found.x_adv) == 0:
+        warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g} "
+                      f"({found.attack}): nothing to diagnose, the table has no rows", stacklevel=2)
+        return pd.DataFrame(columns=list(TABLE_COLUMNS))
+    change = feature_change(model, found.x, found.x_adv, taps).merge(
+        fidelity(model, interpreters, found.x, found.x_adv, taps), on="tap")
     frames = []
     for name, judge in judges.items():
-        errors = (judged_errors(model, interpreters, judge, x_adv, y_ok, taps) if len(x_adv)
-                  else torch.zeros(0, 1 + len(taps), dtype=torch.bool))
+        errors = judged_errors(model, interpreters, judge, found.x_adv, found.y, taps)
         frame = vulnerability(errors, taps, bootstrap=bootstrap, seed=seed)
         frame.insert(0, "judge", name)
         frames.append(frame.merge(change, on="tap", how="left"))
     table = pd.concat(frames, ignore_index=True)
-    table["attacked"] = len(x)
-    return table
+    table["attacked"], table["attack"], table["made_by"] = len(x), found.attack, made_by_text(found.made_by)
+    return table[list(TABLE_COLUMNS)]
 
 
 def most_vulnerable(table: pd.DataFrame, by: Sequence[str], k: int = 2) -> pd.DataFrame:
@@ -300,7 +383,6 @@ def trusted_judge(params, dataset: str, splits, *, store: Store,
     fooled by the transferred perturbation itself. Returns the judge and the checks of every
     candidate tried; when none passes, the last candidate (its failed checks say why it cannot be
     trusted, and ``evaluation.masked_models`` of the checks names it)."""
-    from .evaluation import ensemble_for, masking_checks
     from .profiles import attack_settings, large_eps
     from .training import config_for, get_or_train
 

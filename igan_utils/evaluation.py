@@ -116,13 +116,16 @@ class WorstCase:
     """Outcome of an ensemble on N images: ``clean`` (N,) bool; ``broken_by`` (N,) int, the position
     in the ensemble's order of the attack that broke each image (-1: misclassified already, len(order):
     robust); ``after`` the accuracy after each attack in order (``clean`` first); ``seconds`` per
-    attack; ``flags``, the warnings of AutoAttack's own checks."""
+    attack; ``flags``, the warnings of AutoAttack's own checks; ``adv`` (N, C, H, W), the example that
+    broke each image (the image itself where none did; None when read from the store, which keeps
+    per-image outcomes only)."""
 
     clean: torch.Tensor
     broken_by: torch.Tensor
     after: dict[str, float]
     seconds: dict[str, float]
     flags: list[str]
+    adv: torch.Tensor | None = None
 
     @property
     def robust(self) -> torch.Tensor:
@@ -222,7 +225,7 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
 
     Returns:
         a :class:`WorstCase` (per-image results on ``x``'s device; ``accuracy``, ``after`` each attack,
-        AutoAttack's ``flags``).
+        AutoAttack's ``flags``, and ``adv``, the first successful example of each image).
 
     Raises:
         ValueError or TypeError, before any attack, for images or labels the attacks refuse, ``eps`` of 0
@@ -255,6 +258,7 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         autoattack_checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
                                logger=flags.logger)
         broken_by = torch.where(clean, len(ensemble.order), -1)  # -1: misclassified already
+        found = x.clone()
         seconds = {}
         runners = _runners(model, eps, ensemble, seed, x.device, flags.logger)
         label = progress if isinstance(progress, str) else "worst case"
@@ -270,18 +274,20 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
                 with torch.no_grad():
                     broken = (checks.logits_of(model, adv).argmax(1) != y[idx]) & valid
                 broken_by[idx[broken]] = position
+                found[idx[broken]] = adv[broken]
             seconds[name] = time.perf_counter() - start
         after = _accuracies_after(clean, broken_by, ensemble.order)
         autoattack_checks.check_square_sr(after, logger=flags.logger)
-    return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages)
+    return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages, found.to(given))
 
 
-def ensemble_for(params, dataset: str) -> Ensemble:
-    """The evaluation a notebook's parameters select: our PGD screen at the reference settings
-    (``profiles.attack_settings``, ``restarts``), then ``aa_attacks`` with their budgets."""
+def ensemble_for(params, dataset: str | None, *, pgd: dict | None = None) -> Ensemble:
+    """The evaluation a notebook's parameters select: our PGD screen at the reference settings of
+    ``dataset`` (``profiles.attack_settings``; or ``pgd``, a dict with ``steps`` and ``step_size``, for
+    other data) with ``restarts``, then ``aa_attacks`` with their budgets."""
     from .profiles import attack_settings
 
-    pgd = attack_settings(params, dataset)
+    pgd = pgd or attack_settings(params, dataset)
     return Ensemble(attacks=tuple(params["aa_attacks"]), apgd_iters=params["aa_iters"],
                     targets=params["aa_targets"], square_queries=params["aa_queries"], pgd_steps=pgd["steps"],
                     pgd_step_size=pgd["step_size"], pgd_restarts=params["restarts"])

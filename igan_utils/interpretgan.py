@@ -30,6 +30,9 @@ from .store import Checkpoint, Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
 
 
+MIXED_SHARE = 0.5  # the share of adversarial twins in the mixed interpreters chapter 4 tries (rule 7)
+
+
 class GanDivergedError(RuntimeError):
     """GAN training produced a non-finite loss; the message names the tap and the step."""
 
@@ -48,6 +51,10 @@ class GanConfig:
         lambda_rec: weight of the pixel (L1) loss, >= 0 (default 0).
         width: channels of the generator and discriminator, >= 1 (default 32).
         seed: seed of the initialisation and the batches (default 0).
+        adv_share: share of each batch, in [0, 1], replaced by PGD adversarial twins against the
+            classifier (default 0: clean images only), so that G_ℓ also learns activations of x′.
+        adv_eps: their L∞ radius, > 0 when ``adv_share`` > 0 (default 0).
+        adv_steps: their PGD steps, >= 1, of 2.5·``adv_eps``/``adv_steps`` each (default 10).
 
     Raises:
         ValueError for a value out of range.
@@ -66,9 +73,16 @@ class GanConfig:
     lambda_rec: float = 0.0
     width: int = 32
     seed: int = 0
+    adv_share: float = 0.0
+    adv_eps: float = 0.0
+    adv_steps: int = 10
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "width"):
+        if not 0 <= self.adv_share <= 1:
+            raise ValueError(f"adv_share must be in [0, 1], got {self.adv_share}")
+        if self.adv_share > 0 and not 0 < self.adv_eps <= 1:
+            raise ValueError(f"adv_share > 0 needs adv_eps in (0, 1], got {self.adv_eps}")
+        for name in ("steps", "batch_size", "width", "adv_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -78,12 +92,14 @@ class GanConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-def gan_config_for(params, seed: int) -> GanConfig:
+def gan_config_for(params, seed: int, *, adv_share: float = 0.0, eps: float = 0.0) -> GanConfig:
     """The InterpretGAN settings in a parameter set (a chapter's, or ``diagnose_model``'s budgets:
-    ``gan_steps``, ``gan_batch_size``, ``gan_lr``, ``gan_width`` and the four ``lambda_*``), for ``seed``."""
+    ``gan_steps``, ``gan_batch_size``, ``gan_lr``, ``gan_width`` and the four ``lambda_*``), for ``seed``;
+    ``adv_share`` of each batch adversarial at radius ``eps`` (default: clean images only)."""
     return GanConfig(steps=params["gan_steps"], batch_size=params["gan_batch_size"], lr=params["gan_lr"],
                      width=params["gan_width"], lambda_adv=params["lambda_adv"], lambda_cls=params["lambda_cls"],
-                     lambda_lat=params["lambda_lat"], lambda_rec=params["lambda_rec"], seed=seed)
+                     lambda_lat=params["lambda_lat"], lambda_rec=params["lambda_rec"], seed=seed,
+                     adv_share=adv_share, adv_eps=eps if adv_share else 0.0)
 
 
 class Generator(nn.Module):
@@ -215,6 +231,8 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
             index = torch.randint(len(images), (config.batch_size,),
                                   generator=torch.Generator().manual_seed(config.seed * 1_000_003 + step))
             x = images[index].to(device).float().div_(255)
+            if config.adv_share:
+                x = _with_adversarial_twins(classifier, x, train.labels[index].to(device), config, step)
             with torch.no_grad():
                 logits, acts = forward_with_taps(classifier, x, [tap])
                 z, p_real = acts[tap], logits.softmax(1)
@@ -257,6 +275,22 @@ def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: 
     return Interpreter(tap, gen.eval(), weights_fingerprint(classifier), history)
 
 
+def _with_adversarial_twins(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, config: GanConfig,
+                            step: int) -> torch.Tensor:
+    """``x`` with its first ``adv_share`` × batch images replaced by PGD twins (seeded by the step, so a
+    resumed run draws the same ones). The targets of every loss then come from x′ itself: G_ℓ learns
+    to draw what the layer holds of x′, which is what the diagnosis reads."""
+    from .attacks import pgd
+
+    k = round(config.adv_share * len(x))
+    if k == 0:
+        return x
+    twins = pgd(classifier, x[:k], y[:k], config.adv_eps, steps=config.adv_steps,
+                step_size=2.5 * config.adv_eps / config.adv_steps, keep="max_loss",
+                generator=torch.Generator(device=x.device).manual_seed(config.seed * 1_000_003 + step)).adv
+    return torch.cat([twins.to(x.dtype), x[k:]])
+
+
 def _mean_square(classifier: nn.Module, tap: str, train: ImageSet, device, n: int = 512) -> torch.Tensor:
     """Mean square of the activation at ``tap`` over ``n`` training images: the feature-loss scale."""
     x = train.images[:n].to(device).float().div_(255)
@@ -271,8 +305,10 @@ def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, c
     (resumably) if missing. The store's key is the classifier's weights, the tap, the GAN settings
     and the training images, so another model, tap or data never reuses it."""
     store = store or Store()
-    key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": dataclasses.asdict(config),
-           "data": train.fingerprint()}
+    gan = dataclasses.asdict(config)
+    if not config.adv_share:  # clean-only interpreters keep the keys they had before mixing existed
+        gan = {k: v for k, v in gan.items() if not k.startswith("adv_")}
+    key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": gan, "data": train.fingerprint()}
 
     def create(checkpoint: Checkpoint) -> dict:
         found = train_interpreter(classifier, tap, train, config, checkpoint=checkpoint, progress=progress)

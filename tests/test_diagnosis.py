@@ -51,12 +51,15 @@ def test_diagnose_a_model(natural_model, interpreters, test_batch):
     assert (table.dropna(subset=["feature_change"])["feature_change"] > 0).all()
 
 
-def test_robust_case_warns_and_returns_a_valid_empty_result(natural_model, interpreters, test_batch):
+@pytest.mark.parametrize("attack", [None, "pgd"])
+def test_an_attack_that_fools_no_image_gives_an_empty_table_and_says_so(natural_model, interpreters, test_batch,
+                                                                        attack):
     x, y = test_batch
-    with pytest.warns(UserWarning, match="no successful adversarial examples among 20 images"):
+    with pytest.warns(UserWarning, match="no successful adversarial examples among 20 images.*the table has no rows"):
         table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:20], y[:20],
-                                   eps=1e-6, steps=2, step_size=1e-7)
-    assert table["V"].isna().all() and (table["n"] == 0).all() and len(table) == 3
+                                              eps=1e-6, steps=2, step_size=1e-7, attack=attack)
+    assert table.empty and list(table.columns) == list(diagnosis.TABLE_COLUMNS)
+    assert diagnosis.most_vulnerable(table, ["judge"]).empty
 
 
 def test_taps_without_interpreters_are_named(natural_model, interpreters, test_batch):
@@ -138,3 +141,50 @@ def test_pool_comparison_cannot_decide_at_an_unfaithful_tap():
     rows = [{"judge": "self", "tap": "pool1", "pool": "avg", "V": 0.1, "V_lo": 0.05, "V_hi": 0.15, "faithful": False},
             {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35, "faithful": True}]
     assert diagnosis.pool_comparison(pd.DataFrame(rows))["verdict"].iloc[0].startswith("cannot decide")
+
+
+def _taps(faithful, agreement=(0.95, 0.95), ssim=(0.60, 0.60)):
+    return pd.DataFrame({"tap": ["conv1", "conv2"], "faithful": faithful, "label_agreement": agreement, "ssim": ssim})
+
+
+def test_mixing_is_adopted_only_when_it_fixes_every_unfaithful_tap_at_no_clean_cost():
+    clean = _taps([False, True])
+    assert diagnosis.mixing_verdict(clean, _taps([True, True]))[0]
+    assert diagnosis.mixing_verdict(clean, _taps([True, True], agreement=(0.93, 0.95)))[0]  # a drop of 2 points: at the bound
+    adopt, why = diagnosis.mixing_verdict(clean, _taps([True, True], agreement=(0.95, 0.92)))
+    assert not adopt and "at conv2" in why
+    assert not diagnosis.mixing_verdict(clean, _taps([True, True], ssim=(0.57, 0.60)))[0]
+    adopt, why = diagnosis.mixing_verdict(clean, _taps([False, True]))
+    assert not adopt and "leaves conv1 unfaithful" in why
+    adopt, why = diagnosis.mixing_verdict(_taps([True, True]), _taps([True, True]))
+    assert not adopt and "nothing to fix" in why
+
+
+def test_x_adv_comes_from_the_ensemble_and_names_its_attacks(natural_model, interpreters, test_batch):
+    x, y = test_batch
+    found = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01)
+    assert len(found.x_adv) == len(found.made_by) > 0 and set(found.made_by) <= {"pgd", "apgd-ce", "apgd-t"}
+    assert (found.x_adv - found.x).abs().amax() <= 0.3 + 1e-6
+    assert (natural_model(found.x_adv).argmax(1) != found.y).all()  # every x' fools the model
+    assert "apgd-ce" in found.made_by  # two tiny PGD steps leave images that APGD then breaks
+    assert "first success" in found.attack
+    pgd_only = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01,
+                                            attack="pgd")
+    assert len(pgd_only.x_adv) < len(found.x_adv) and set(pgd_only.made_by) == {"pgd"}
+    with pytest.raises(ValueError, match="attack must be"):
+        diagnosis.successful_attacks(natural_model, x[:4], y[:4], eps=0.3, steps=2, step_size=0.01, attack="fgsm")
+
+
+def test_mixed_interpreters_train_on_adversarial_twins_and_have_their_own_key(natural_model, mnist, tmp_path):
+    store = Store(tmp_path)
+    clean = GanConfig(steps=4, batch_size=8)
+    mixed = GanConfig(steps=4, batch_size=8, adv_share=0.5, adv_eps=0.3, adv_steps=2)
+    a = interpretgan.get_or_train_interpreter(natural_model, "fc2", mnist.train, clean, store=store, progress=False)
+    b = interpretgan.get_or_train_interpreter(natural_model, "fc2", mnist.train, mixed, store=store, progress=False)
+    assert len(list((tmp_path / "interpreter").glob("*.pt"))) == 2
+    z = torch.randn(3, *a.z_shape)
+    assert not torch.equal(a(z), b(z))
+    with pytest.raises(ValueError, match="adv_share > 0 needs adv_eps"):
+        GanConfig(steps=4, adv_share=0.5)
+    with pytest.raises(ValueError, match="adv_share must be in"):
+        GanConfig(steps=4, adv_share=1.5, adv_eps=0.3)

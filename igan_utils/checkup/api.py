@@ -2,9 +2,10 @@
 
 Any ``nn.Module`` that returns logits for images in [0, 1], the names of the layers to tap, and
 data: the call trains (or loads from the store) one InterpretGAN interpreter and one
-information-loss decoder per tap, attacks the model with PGD, lets a judge label the
-interpretations of the adversarial examples, and returns a :class:`Diagnosis` with the book's
-tables, figures and a self-contained report (``checkup.report``). Budgets are the call's own set
+information-loss decoder per tap, attacks the model (each image's first success of a PGD screen,
+APGD-CE and APGD-T), lets a judge label the interpretations of the adversarial examples, and
+returns a :class:`Diagnosis` with the book's tables, figures and a self-contained report
+(``checkup.report``). Budgets are the call's own set
 (:data:`BUDGETS`), taken from a profile (``quick`` by default).
 
 The judge: for MNIST and CIFAR-10 the book's trusted judge (``diagnosis.trusted_judge``, an
@@ -76,6 +77,8 @@ class Diagnosis:
     def most_vulnerable(self, judge: str | None = None, k: int = 2) -> list[str]:
         """The ``k`` faithful taps (``diagnosis.fidelity``) with the largest V for ``judge`` (default:
         the first judge)."""
+        if self.vulnerability.empty:
+            return []
         judge = judge or self.vulnerability["judge"].iloc[0]
         found = diagnosis.most_vulnerable(self.vulnerability, ["judge"], k).set_index("judge")
         return found.loc[judge, "taps"] if judge in found.index else []
@@ -89,10 +92,10 @@ class Diagnosis:
     def summary(self) -> str:
         """A few sentences: what was attacked, who judged, where the vulnerability is, and whether
         information loss predicts it."""
-        n = int(self.vulnerability["n"].iloc[0])
+        n = int(self.vulnerability["n"].iloc[0]) if len(self.vulnerability) else 0
         s = self.settings
-        lines = [f"{self.model_name}: PGD-{s['attack_steps']} at ε = {s['eps']:.4g} broke {n} of the "
-                 f"{s['attacked']} test images attacked ({s['clean_correct']} classified correctly before)."]
+        lines = [f"{self.model_name}: {s['attack']} at ε = {s['eps']:.4g} broke {n} of the {s['attacked']} test "
+                 f"images attacked ({s['clean_correct']} classified correctly before; made by: {s['made_by']})."]
         lines.append(f"Judge: {self.judge}.")
         if n == 0:
             return " ".join(lines + ["No successful attack: nothing to diagnose (raise eps or attack more images)."])
@@ -117,7 +120,8 @@ class Diagnosis:
 
     def plot_information(self) -> matplotlib.figure.Figure:
         """Information loss (decoder MSE and 1 − SSIM) and feature change per tap."""
-        frame = self.information.merge(self.vulnerability.drop_duplicates("tap")[["tap", "feature_change"]], on="tap")
+        frame = self.information.merge(self.vulnerability.drop_duplicates("tap")[["tap", "feature_change"]], on="tap",
+                                       how="left")
         return plots.per_tap(frame.assign(model=self.model_name), ["IL", "one_minus_ssim", "feature_change"],
                              hue="model", kind="line", titles={"IL": "IL (decoder MSE)", "one_minus_ssim": "1 − SSIM",
                                                                "feature_change": "‖E(x′) − E(x)‖ / ‖E(x)‖"})
@@ -135,8 +139,9 @@ class Diagnosis:
 
     def figures(self) -> dict[str, matplotlib.figure.Figure]:
         """Every figure of the report, by file stem."""
-        found = {"vulnerability": self.plot_vulnerability(), "first_flip": self.plot_vulnerability("first_flip"),
-                 "information": self.plot_information()}
+        found = {} if self.vulnerability.empty else {"vulnerability": self.plot_vulnerability(),
+                                                     "first_flip": self.plot_vulnerability("first_flip")}
+        found["information"] = self.plot_information()
         if len(self.examples["clean"]):
             found["interpretations"] = self.plot_interpretations()
         return found
@@ -230,17 +235,18 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
         found = interpretgan.interpreters_for(model, taps, train, interpretgan.gan_config_for(P, seed), store=store,
                                               progress=progress)
         attack = _attack_settings(P, dataset, eps)
+        ensemble = diagnosis.default_attack(attack["steps"], attack["step_size"], P)
         table = diagnosis.vulnerability_table(model, found, judges, x, y, taps=taps, bootstrap=P.bootstrap,
-                                              seed=seed, **attack)
+                                              seed=seed, attack=ensemble, **attack)
         info = diagnosis.information_loss(model, taps, train, test.take(slice(0, P.eval_size)), steps=P.decoder_steps,
                                           store=store, seed=seed, progress=progress)
         merged = table.merge(info, on="tap")
         correlation = stats.tap_correlations(merged, ["judge"])
         quality = pd.DataFrame(interpretgan.quality(model, found, x[:min(len(x), 256)]))
-        examples = _examples(model, found, judges, x, y, attack, seed)
+        examples = _examples(model, found, judges, x, y, dict(attack, attack=ensemble), seed)
         clean_correct = int((attacks.predict(model, x) == y).sum())
-    settings = {"eps": eps, "attack": f"PGD-{attack['steps']}, step {attack['step_size']:.4g}, worst-loss iterate",
-                "attack_steps": attack["steps"], "attacked": len(x), "clean_correct": clean_correct,
+    settings = {"eps": eps, "attack": f"{ensemble.name} (PGD step {attack['step_size']:.4g}), first success per image",
+                "made_by": table["made_by"].iloc[0] if len(table) else "none", "attacked": len(x), "clean_correct": clean_correct,
                 "taps": ", ".join(taps), "interpreter": f"InterpretGAN, {P.gan_steps} steps per tap",
                 "decoder_steps": P.decoder_steps, "bootstrap": P.bootstrap, "profile": profile,
                 "train_images": len(train), "data": dataset or "user data", "device": device_name(model)}
@@ -279,7 +285,7 @@ def _attack_settings(P, dataset: str | None, eps: float) -> dict[str, Any]:
 
 
 def _examples(model, found, judges, x, y, attack, seed, n: int = 6) -> dict[str, Any]:
-    x_ok, x_adv, y_ok = diagnosis.successful_attacks(model, x[:64], y[:64], seed=seed, **attack)
+    x_ok, x_adv, y_ok, *_ = diagnosis.successful_attacks(model, x[:64], y[:64], seed=seed, **attack)
     x_ok, x_adv, y_ok = x_ok[:n], x_adv[:n], y_ok[:n]
     judge_name, judge = next(iter(judges.items()))
     interpretations = interpretgan.interpret(model, found, x_adv) if len(x_adv) else {t: x_adv for t in found}
