@@ -32,10 +32,13 @@ NORMS = ("linf", "l2")
 
 @dataclass
 class AttackResult:
-    """Adversarial images (N, C, H, W) in [0, 1] and per-sample success (N,) bool."""
+    """Adversarial images (N, C, H, W) in [0, 1] and per-sample success (N,) bool; with ``trace``,
+    ``losses`` (iterates, N) float and ``fooled`` (iterates, N) bool of every iterate, in order."""
 
     adv: torch.Tensor
     success: torch.Tensor
+    losses: torch.Tensor | None = None
+    fooled: torch.Tensor | None = None
 
 
 @dataclass
@@ -187,7 +190,7 @@ def _returned(adv: torch.Tensor, success: torch.Tensor, given: torch.Tensor) -> 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
         steps: int = 40, step_size: float | None = None, random_start: bool = True, restarts: int = 1,
         targeted: bool = False, keep: str = "first_success", early_exit: bool = False, check_every: int = 5,
-        generator: torch.Generator | None = None) -> AttackResult:
+        generator: torch.Generator | None = None, trace: bool = False) -> AttackResult:
     """Projected gradient descent (Madry et al.) in L∞ or L2.
 
     A sample ends with one iterate over all steps and restarts, chosen by ``keep``. With
@@ -210,6 +213,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         early_exit: drop fooled samples (default False).
         check_every: steps between early-exit checks (default 5).
         generator: a ``torch.Generator`` for the random starts (default: the global one).
+        trace: also return every iterate's loss and success, (restarts · (steps + 1), N), for the
+            attack-failure indicators (default False; needs ``early_exit`` off).
 
     Returns:
         an :class:`AttackResult`: ``adv`` (N, C, H, W) on ``x``'s device and dtype, ``success`` (N,) bool.
@@ -230,6 +235,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         raise ValueError(f"unknown keep {keep!r}; valid: {', '.join(KEEP)}")
     if early_exit and keep != "first_success":
         raise ValueError("early_exit stops at the first success, so it needs keep='first_success'")
+    if early_exit and trace:
+        raise ValueError("trace records every iterate of every sample, so it needs early_exit=False")
+    losses, fooled_at = [], []
     step_size = step_size if step_size is not None else 2.5 * eps / steps
     n = x.shape[0]
     adv = x.detach().clone()
@@ -263,13 +271,23 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                 loss, fooled = _loss_and_fooled(model, xa, label, targeted, check=not (restart or step))
                 grad, = torch.autograd.grad(loss.sum(), xa)
                 state.record(xa.detach(), loss.detach(), fooled)
+                if trace:
+                    losses.append(loss.detach())
+                    fooled_at.append(fooled)
                 xa = _project(xa.detach() + step_size * _ascent(grad, norm), x0, eps, norm)
             if idx.numel():
                 with torch.no_grad():
                     loss, fooled = _loss_and_fooled(model, xa, label, targeted)
                 state.record(xa, loss, fooled)
+                if trace:
+                    losses.append(loss)
+                    fooled_at.append(fooled)
                 state.write_back(idx, adv, success, best_loss)
-    return _returned(adv, success, given)
+    result = _returned(adv, success, given)
+    if trace:
+        result.losses = torch.stack(losses).to(given.device)
+        result.fooled = torch.stack(fooled_at).to(given.device)
+    return result
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,

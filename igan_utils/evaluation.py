@@ -469,6 +469,74 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     return frame
 
 
+# Indicators of attack failure (Pintor et al., NeurIPS 2022), thresholds fixed in book/method.md before any run.
+SILENT_SUCCESS_MAX = 0.01  # share of attacked images: an adversarial iterate was found but not returned
+INCOMPLETE_RISE = 0.05     # relative rise of an unbroken image's best loss within the last TAIL of the steps ...
+INCOMPLETE_MAX = 0.10      # ... allowed for at most this share of the unbroken images
+INDICATOR_TAIL = 0.1
+INDICATORS = ("silent success", "incomplete optimisation", "unconstrained attack failure")
+
+
+def failure_indicators(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                       steps: int = 100, step_size: float | None = None, seed: int = 0) -> pd.DataFrame:
+    """Did the attack fail rather than the model resist? Three indicators of Pintor et al. (NeurIPS
+    2022) that cost one traced PGD run at ``eps`` (highest-loss iterate kept) and one unbounded run, on
+    the correctly classified images of ``x``:
+
+    - **silent success**: some iterate fooled the model but the returned one does not (the loss the
+      attack climbs is not the one that decides success); at most :data:`SILENT_SUCCESS_MAX` of them;
+    - **incomplete optimisation**: an unbroken image whose best loss still rose by more than
+      :data:`INCOMPLETE_RISE` (relative) in the last :data:`INDICATOR_TAIL` of the steps, for at most
+      :data:`INCOMPLETE_MAX` of the unbroken images (more steps would have gone further);
+    - **unconstrained attack failure**: PGD with ε = 1 (the whole pixel range), no random start, must
+      break every image: an attack that cannot even then is blind (zero or useless gradients).
+
+    Args:
+        model: an ``nn.Module`` returning logits, deterministic in eval mode (its mode is restored).
+        x: images (N, C, H, W) in [0, 1]; y: labels (N,).
+        eps: the L∞ radius of the threat model, in (0, 1].
+        steps: PGD steps of both runs, >= 10 (default 100).
+        step_size: the step at ``eps`` (default 2.5·``eps``/``steps``); the unbounded run steps 2.5/``steps``.
+        seed: seed of the random start (default 0).
+
+    Returns:
+        one row per indicator: ``indicator``, ``value`` (a share of images), ``threshold``, ``passed``,
+        ``detail`` (counts).
+
+    Example:
+        >>> failure_indicators(model, x, y, eps=0.3)  # doctest: +SKIP
+    """
+    eps = checks.check_eps(eps)
+    checks.check_module(model)
+    checks.check_images(model, x, y)
+    checks.check_count(steps, "steps", minimum=10)
+    if step_size is not None:
+        checks.check_step(step_size, "step_size")
+    with eval_mode(model):
+        correct = (attacks.predict(model, x) == y).nonzero().flatten()
+        x, y = x[correct], y[correct]
+        if len(x) == 0:
+            raise ValueError("the model classifies none of these images correctly: nothing to attack")
+        run = attacks.pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss", trace=True,
+                          generator=torch.Generator(device=x.device).manual_seed(seed))
+        ever, returned = run.fooled.any(0).cpu(), run.success.cpu()
+        head = max(int(round(steps * (1 - INDICATOR_TAIL))), 1)
+        before, last = run.losses[:head].amax(0).cpu(), run.losses[head:].amax(0).cpu()
+        unbroken = ~ever
+        rising = unbroken & ((last - before) > INCOMPLETE_RISE * before.abs().clamp_min(1e-3))
+        free = attacks.pgd(model, x, y, 1.0, steps=steps, step_size=2.5 / steps, random_start=False).success.cpu()
+    n, m = len(x), int(unbroken.sum())
+    silent = int((ever & ~returned).sum())
+    rows = [("silent success", silent / n, SILENT_SUCCESS_MAX, f"{silent} of {n} images"),
+            ("incomplete optimisation", int(rising.sum()) / max(m, 1), INCOMPLETE_MAX,
+             f"{int(rising.sum())} of {m} unbroken images still rising in the last {INDICATOR_TAIL:.0%} of {steps} steps"),
+            ("unconstrained attack failure", int((~free).sum()) / n, 0.0,
+             f"{int((~free).sum())} of {n} images survive ε = 1")]
+    frame = pd.DataFrame(rows, columns=["indicator", "value", "threshold", "detail"])
+    frame.insert(3, "passed", frame["value"] <= frame["threshold"] + 1e-9)
+    return frame
+
+
 def _criterion(check: str, accuracy: float, baseline: float) -> tuple[str, bool]:
     """The criterion of one masking check, and whether ``accuracy`` (against ``baseline``) meets it."""
     tol = 1e-9  # accuracies are exact multiples of 1/n; their difference may still be off in the 17th digit

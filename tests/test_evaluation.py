@@ -163,3 +163,30 @@ def test_masked_judged_from_stored_numbers_agrees_with_the_checks():
     from_numbers = evaluation.masked_from_numbers(stored)
     assert from_numbers.tolist()[:2] == evaluation.mark_masked(table, checks)["masked"].tolist()[:2] == [False, True]
     assert pd.isna(from_numbers.iloc[2])  # a model without checks is not judged
+
+
+def test_attack_failure_indicators_flag_the_quantised_model_and_not_a_plain_one(natural_model, test_batch):
+    x, y = (t[:40] for t in test_batch)
+    plain = evaluation.failure_indicators(natural_model, x, y, eps=0.1, steps=20).set_index("indicator")
+    assert plain["passed"].all(), plain
+    assert list(plain.index) == list(evaluation.INDICATORS)
+    masked = evaluation.failure_indicators(Quantised(natural_model), x, y, eps=0.1, steps=20).set_index("indicator")
+    assert not masked.loc["unconstrained attack failure", "passed"]  # zero gradients: even ε = 1 goes nowhere
+    assert masked.loc["unconstrained attack failure", "value"] > 0.5
+
+
+def test_incomplete_optimisation_is_flagged_when_the_attack_stops_too_early(natural_model, test_batch):
+    x, y = (t[:40] for t in test_batch)
+    # ten steps of 0.003 at eps = 0.3 (a path of a tenth of the radius): the losses are still climbing
+    found = evaluation.failure_indicators(natural_model, x, y, eps=0.3, steps=10, step_size=0.003).set_index("indicator")
+    assert not found.loc["incomplete optimisation", "passed"], found
+
+
+def test_pgd_trace_records_every_iterate():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    from igan_utils import attacks
+    run = attacks.pgd(model, x, y, 0.1, steps=7, restarts=2, trace=True)
+    assert run.losses.shape == run.fooled.shape == (2 * 8, 5)
+    with pytest.raises(ValueError, match="trace .* early_exit=False"):
+        attacks.pgd(model, x, y, 0.1, steps=7, trace=True, early_exit=True)
