@@ -317,7 +317,7 @@ def _model_columns(trained: TrainedModel) -> dict:
 
 
 def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
-    return {"model": dataclasses.asdict(trained.config), "weights": weights_fingerprint(trained.model),
+    return {"model": trained.config.key(), "weights": weights_fingerprint(trained.model),
             "images": fingerprint(x, y), **settings}
 
 

@@ -99,8 +99,9 @@ PARAMS: dict[str, Param] = {
     "seed": Param(int, "training seed of this run", minimum=0),
     "epochs": Param(int, "epochs of natural training", minimum=1),
     "adv_epochs": Param(int, "epochs of adversarial training", minimum=1),
-    "adv_method": Param(str, "adversarial training: Madry PGD, or fast FGSM with random start",
-                        choices=("pgd", "fgsm")),
+    "adv_method": Param(str, "adversarial training: Madry PGD, fast FGSM with random start, or TRADES",
+                        choices=("pgd", "fgsm", "trades")),
+    "trades_beta": Param(float, "TRADES: weight of the robustness (KL) term (adv_method = trades)", positive=True),
     "train_steps": Param(int, "PGD steps in adversarial training (None: reference)", optional=True, minimum=1),
     "batch_size": Param(int, "training batch size", minimum=1),
     "lr": Param(float, "peak learning rate (Adam, one-cycle schedule)", positive=True),
@@ -147,7 +148,7 @@ PARAMS: dict[str, Param] = {
 }
 
 _COMMON = ["data_dir", "train_size", "val_size", "test_size", "split_seed", "pools", "seeds",
-           "epochs", "adv_epochs", "adv_method", "train_steps", "batch_size", "lr", "eps"]
+           "epochs", "adv_epochs", "adv_method", "trades_beta", "train_steps", "batch_size", "lr", "eps"]
 _ATTACK = ["eval_steps", "restarts", "eval_size", "aa_attacks", "aa_iters", "aa_targets", "aa_queries",
            "large_eps", "check_size"]
 _GAN = ["taps", "gan_steps", "gan_batch_size", "gan_lr", "gan_width", "lambda_adv", "lambda_cls",
@@ -176,7 +177,7 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
 _BASE = {
     "datasets": ["mnist"], "dataset": "mnist", "data_dir": None, "split_seed": 0,
     "pools": ["max", "avg"], "pool": "max", "seeds": [0], "seed": 0, "family_pools": list(POOLS),
-    "adv_method": "pgd", "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
+    "adv_method": "pgd", "trades_beta": 6.0, "train_steps": None, "batch_size": 100, "lr": 5e-3, "eps": None,
     "eval_steps": None, "eps_grid": None, "large_eps": None,
     "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,

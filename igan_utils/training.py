@@ -22,7 +22,7 @@ from .data import ImageSet
 from .runtime import default_device, eval_mode
 from .store import Checkpoint, Store
 
-METHODS = ("natural", "pgd", "fgsm")
+METHODS = ("natural", "pgd", "fgsm", "trades")
 _WARMUP = 0.4          # fraction of steps for the learning-rate rise and the ε ramp
 _MONITOR_IMAGES = 200  # validation images attacked after every epoch
 _MONITOR_STEPS = 10
@@ -36,7 +36,7 @@ class TrainConfig:
     arch: str
     pool: str
     seed: int
-    method: str           # natural | pgd | fgsm
+    method: str           # natural | pgd | fgsm | trades
     epochs: int
     batch_size: int
     lr: float
@@ -44,6 +44,7 @@ class TrainConfig:
     steps: int = 0        # PGD steps of adversarial training
     step_size: float = 0.0
     data: str = ""        # fingerprint of the training images
+    beta: float = 0.0     # TRADES: weight of the robustness (KL) term
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -55,9 +56,19 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.method != "natural" and not self.eps > 0:
             raise ValueError(f"adversarial training ({self.method}) needs eps > 0, got {self.eps}")
-        if self.method == "pgd" and (self.steps < 1 or not self.step_size > 0):
-            raise ValueError(f"PGD training needs steps >= 1 and step_size > 0, got {self.steps}, "
+        if self.method in ("pgd", "trades") and (self.steps < 1 or not self.step_size > 0):
+            raise ValueError(f"{self.method} training needs steps >= 1 and step_size > 0, got {self.steps}, "
                              f"{self.step_size}")
+        if self.method == "trades" and not self.beta > 0:
+            raise ValueError(f"TRADES training needs beta > 0, got {self.beta}")
+
+    def key(self) -> dict:
+        """The artifact store's key: every field, without ``beta`` outside TRADES (so the keys of
+        models trained before TRADES existed still find them)."""
+        key = dataclasses.asdict(self)
+        if self.method != "trades":
+            del key["beta"]
+        return key
 
     @property
     def label(self) -> str:
@@ -128,8 +139,13 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
                 group["lr"] = _lr_at(step, total, config.lr)
             x_train = _training_inputs(model, x, y, config, _eps_at(step, total, config.eps), generator)
             model.train()
-            logits = model(x_train)
-            loss = F.cross_entropy(logits, y)
+            if config.method == "trades":  # Zhang et al.: fit x, and keep f(x') close to f(x)
+                logits, logits_adv = model(torch.cat([x, x_train])).split(len(y))
+                loss = F.cross_entropy(logits, y) + config.beta * F.kl_div(
+                    logits_adv.log_softmax(1), logits.softmax(1), reduction="batchmean")
+            else:
+                logits = model(x_train)
+                loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -157,8 +173,26 @@ def _training_inputs(model, x, y, config: TrainConfig, eps: float, generator) ->
     if config.method == "fgsm":
         return attacks.fgsm(model, x, y, eps, random_start=True, generator=generator).adv
     step_size = config.step_size * eps / config.eps  # keep the path length proportional to ε
+    if config.method == "trades":
+        return _trades_inputs(model, x, eps, config.steps, step_size, generator)
     return attacks.pgd(model, x, y, eps, steps=config.steps, step_size=step_size,
                        generator=generator).adv
+
+
+def _trades_inputs(model, x, eps: float, steps: int, step_size: float, generator) -> torch.Tensor:
+    """TRADES' inner maximisation (Zhang et al. 2019): from x plus small Gaussian noise, L∞ PGD steps
+    up KL(f(x) ‖ f(x′)), the distance of the prediction on x′ from the one on x (no label needed)."""
+    with eval_mode(model):
+        with torch.no_grad():
+            target = model(x).softmax(1)
+        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+        xa = (x + 0.001 * noise).clamp(0, 1)
+        for _ in range(steps):
+            xa = xa.detach().requires_grad_(True)
+            loss = F.kl_div(model(xa).log_softmax(1), target, reduction="sum")
+            grad, = torch.autograd.grad(loss, xa)
+            xa = torch.min(torch.max(xa.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    return xa.detach()
 
 
 def _monitor(model, x, y, config: TrainConfig) -> dict:
@@ -178,7 +212,7 @@ def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = No
     if config.data and config.data != train.fingerprint():
         raise ValueError("config.data is not the fingerprint of the training images given")
     config = dataclasses.replace(config, data=train.fingerprint())
-    key = dataclasses.asdict(config)
+    key = config.key()
 
     def create(checkpoint: Checkpoint) -> dict:
         model, history = train_classifier(config, train, val, checkpoint=checkpoint, device=device,
@@ -203,9 +237,10 @@ def config_for(params, dataset: str, pool: str, seed: int, adversarial: bool) ->
         return TrainConfig(method="natural", epochs=params["epochs"], **common)
     attack = attack_settings(params, dataset, training=True)
     method = params["adv_method"]
+    iterative = method in ("pgd", "trades")
     return TrainConfig(method=method, epochs=params["adv_epochs"], eps=attack["eps"],
-                       steps=attack["steps"] if method == "pgd" else 0,
-                       step_size=attack["step_size"] if method == "pgd" else 0.0, **common)
+                       steps=attack["steps"] if iterative else 0, step_size=attack["step_size"] if iterative else 0.0,
+                       beta=params["trades_beta"] if method == "trades" else 0.0, **common)
 
 
 def models_for(params, dataset: str, splits, *, store: Store, adversarial: tuple[bool, ...] = (False, True),

@@ -72,11 +72,12 @@ def test_get_or_train_reuses_the_store(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"method": "trades"}, "unknown training method 'trades'"),
+    ({"method": "sgd"}, "unknown training method 'sgd'"),
+    ({"method": "trades", "eps": 0.3, "steps": 2, "step_size": 0.1}, "TRADES training needs beta > 0"),
     ({"epochs": 0}, "epochs must be >= 1"),
     ({"lr": 0.0}, "lr must be > 0"),
     ({"method": "fgsm", "eps": 0.0}, "needs eps > 0"),
-    ({"method": "pgd", "eps": 0.3, "steps": 0}, "PGD training needs steps >= 1"),
+    ({"method": "pgd", "eps": 0.3, "steps": 0}, "pgd training needs steps >= 1"),
 ])
 def test_bad_training_config(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -92,3 +93,24 @@ def test_config_for_follows_the_profile():
     config = training.config_for(paper, "cifar10", "max", 0, adversarial=True)
     assert (config.arch, config.method, config.steps) == ("cifar_cnn", "pgd", 10)
     assert config.step_size == pytest.approx(2 / 255)
+
+
+def test_trades_trains_on_the_kl_adversary_and_keeps_older_keys(mnist):
+    small = mnist.train.subset(1000)
+    config = _config(method="trades", eps=0.3, steps=3, step_size=0.1, epochs=2, batch_size=50, beta=1.0)
+    model, history = training.train_classifier(config, small, mnist.val, progress=False, device=CPU)
+    assert history[-1]["val_clean_acc"] > 0.5  # it learns
+    x, _ = mnist.val.take(slice(0, 20)).tensors()
+    gen = torch.Generator().manual_seed(0)
+    xa = training._trades_inputs(model, x, 0.3, 5, 0.1, gen)
+    assert (xa - x).abs().amax() <= 0.3 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    kl = lambda a: torch.nn.functional.kl_div(model(a).log_softmax(1), model(x).softmax(1), reduction="sum")
+    with torch.no_grad():
+        assert kl(xa) > kl((x + 0.001 * torch.randn(x.shape, generator=gen)).clamp(0, 1))  # it climbs the KL
+    assert "beta" in config.key() and "beta" not in _config(method="pgd", eps=0.3, steps=2, step_size=0.1).key()
+
+
+def test_config_for_trades_takes_beta_from_the_parameters():
+    quick = profiles.resolve("01_classification", "quick", adv_method="trades", trades_beta=1.0)
+    config = training.config_for(quick, "mnist", "avg", 0, adversarial=True)
+    assert (config.method, config.beta, config.steps) == ("trades", 1.0, 10)
