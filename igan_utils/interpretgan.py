@@ -91,6 +91,12 @@ class GanConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
+    def key(self) -> dict:
+        """The artifact store's key: every field, without the ``adv_*`` ones for clean-only interpreters
+        (so the keys of interpreters trained before mixing existed still find them)."""
+        key = dataclasses.asdict(self)
+        return key if self.adv_share else {k: v for k, v in key.items() if not k.startswith("adv_")}
+
 
 def gan_config_for(params, seed: int, *, adv_share: float = 0.0, eps: float = 0.0) -> GanConfig:
     """The InterpretGAN settings in a parameter set (a chapter's, or ``diagnose_model``'s budgets:
@@ -305,10 +311,8 @@ def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, c
     (resumably) if missing. The store's key is the classifier's weights, the tap, the GAN settings
     and the training images, so another model, tap or data never reuses it."""
     store = store or Store()
-    gan = dataclasses.asdict(config)
-    if not config.adv_share:  # clean-only interpreters keep the keys they had before mixing existed
-        gan = {k: v for k, v in gan.items() if not k.startswith("adv_")}
-    key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": gan, "data": train.fingerprint()}
+    key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": config.key(),
+           "data": train.fingerprint()}
 
     def create(checkpoint: Checkpoint) -> dict:
         found = train_interpreter(classifier, tap, train, config, checkpoint=checkpoint, progress=progress)

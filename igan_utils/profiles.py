@@ -141,6 +141,11 @@ PARAMS: dict[str, Param] = {
     # sweeps
     "sweep_seeds": Param(int, "seeds of the pooling-study sweep", is_list=True, minimum=0),
     "family_pools": Param(str, "downsampling variants of the pooling-family study", is_list=True, choices=POOLS),
+    "recipe_methods": Param(str, "adversarial-training methods of the recipe study", is_list=True,
+                            choices=("pgd", "fgsm", "trades")),
+    "recipe_epochs": Param(int, "adversarial-training epochs of the recipe study", is_list=True, minimum=1),
+    "recipe_seeds": Param(int, "seeds of the recipe study", is_list=True, minimum=0),
+    "recipe_size": Param(int, "test images attacked per model in the recipe study", minimum=1),
     "sweep_workers": Param(int, "Dask workers of the sweep (LocalCluster)", minimum=1),
     "sweep_scheduler": Param(str, "address of an existing Dask scheduler (None: LocalCluster)", optional=True),
     # output
@@ -163,7 +168,8 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
     "04_diagnosis": ["datasets", *_COMMON, *_ATTACK, *_GAN, "judges", "decoder_steps", "diag_size",
                      "bootstrap", "results_path"],
     "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "decoder_steps", "bootstrap", "sweep_seeds",
-                  "sweep_workers", "sweep_scheduler", "results_path"],
+                  "recipe_methods", "recipe_epochs", "recipe_seeds", "recipe_size", "sweep_workers",
+                  "sweep_scheduler", "results_path"],
     "06_pooling_family": ["datasets", *[p for p in _COMMON if p not in ("seeds", "pools")], *_ATTACK, "decoder_steps",
                           "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
     "robustness_point": ["dataset", "pool", "seed",
@@ -182,6 +188,7 @@ _BASE = {
     "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
     "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
+    "recipe_methods": ["pgd", "trades"],
     "results_path": None,
 }
 
@@ -192,14 +199,17 @@ PROFILES: dict[str, dict[str, Any]] = {
               "aa_iters": 5, "aa_targets": 2, "aa_queries": 20,
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
-              "sweep_seeds": [0, 1, 2], "family_pools": ["strided", "blur", "lp"]},  # chapter 5 runs max and avg;
+              "sweep_seeds": [0, 1, 2], "family_pools": ["strided", "blur", "lp"],  # chapter 5 runs max and avg;
+              "recipe_epochs": [1], "recipe_seeds": [0], "recipe_size": 64},
               # 3 seeds: the fewest with which chapter 5 gives a verdict (stats.MIN_VERDICT_SEEDS)
     # A laptop: MNIST(-10k offline), few epochs, 10-step PGD adversarial training (chosen by AutoAttack).
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
               "adv_epochs": 4, "train_steps": 10, "restarts": 2, "eval_size": 1000, "check_size": 200,
               "aa_targets": 3, "aa_queries": 1000, "gan_steps": 150,
               "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 100,
-              "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2, 3, 4]},
+              "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2, 3, 4],
+              # the recipe study's pilot: each method at the book's 4 epochs, 2 seeds, 200 images
+              "recipe_epochs": [4], "recipe_seeds": [0, 1], "recipe_size": 200},
     # A GPU: full MNIST and CIFAR-10 with the reference (Madry) settings.
     "paper": {**_BASE, "datasets": ["mnist", "cifar10"], "train_size": None, "val_size": 1000,
               "test_size": None, "seeds": [0, 1, 2], "epochs": 20, "adv_epochs": 40, "adv_method": "pgd",
@@ -207,7 +217,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "aa_attacks": ["apgd-ce", "apgd-t", "fab-t", "square"], "aa_targets": 9, "aa_queries": 5000,
               "gan_steps": 5000,
               "gan_batch_size": 128, "n_examples": 8, "inversion_steps": 1000, "decoder_steps": 3000,
-              "diag_size": 2000, "bootstrap": 2000, "sweep_seeds": [0, 1, 2, 3, 4]},
+              "diag_size": 2000, "bootstrap": 2000, "sweep_seeds": [0, 1, 2, 3, 4],
+              "recipe_epochs": [10, 20, 40], "recipe_seeds": [0, 1, 2], "recipe_size": 1000},
 }
 
 # Where one chapter cannot afford the book-wide budget of a profile, it gets its own, listed here and

@@ -4,7 +4,7 @@ The verdicts drawn from its table are in ``igan_utils.stats``."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -12,11 +12,14 @@ from . import sweep
 from .store import KEY_VERSIONS, Store, config_key
 
 
-def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFrame, sweep.SweepResult]:
+def robustness_study(params, name: str, pools: Sequence[str], *, seeds: Sequence[int] | None = None,
+                     grid: Mapping[str, Sequence[Any]] | None = None,
+                     fixed: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, sweep.SweepResult]:
     """The robust accuracy and information loss of every model of ``params.datasets`` × ``pools`` ×
-    ``params.sweep_seeds``: ``notebooks/robustness_point.ipynb`` at each point, every other parameter
-    of the point taken from ``params`` (a chapter's), on ``params.sweep_workers`` Dask workers or the
-    cluster at ``params.sweep_scheduler``.
+    ``seeds`` (default ``params.sweep_seeds``) × the further axes of ``grid`` (e.g. ``adv_method``):
+    ``notebooks/robustness_point.ipynb`` at each point, every other parameter of the point taken from
+    ``params`` (a chapter's) or ``fixed``, on ``params.sweep_workers`` Dask workers or the cluster at
+    ``params.sweep_scheduler``. The grid's values come back as columns.
 
     Points are kept in the store under ``sweeps/<name>-<key>``; the key covers the grid, the fixed
     parameters and the artifact versions. Each point stores what its models' masking checks measured,
@@ -29,11 +32,30 @@ def robustness_study(params, name: str, pools: Sequence[str]) -> tuple[pd.DataFr
 
     point = project_root() / "notebooks" / "robustness_point.ipynb"
     shared = set(NOTEBOOK_PARAMS["robustness_point"]) - {"dataset", "pool", "seed", sweep.RESULTS}
-    fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None}}
-    grid = {"dataset": list(params.datasets), "pool": list(pools), "seed": list(params.sweep_seeds)}
+    grid = {"dataset": list(params.datasets), "pool": list(pools),
+            "seed": list(seeds if seeds is not None else params.sweep_seeds),
+            **{axis: list(values) for axis, values in (grid or {}).items()}}
+    fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None},
+             **(fixed or {})}
+    fixed = {key: value for key, value in fixed.items() if key not in grid}  # a grid axis varies it
     key = config_key("sweep", {"grid": grid, "fixed": fixed, "versions": KEY_VERSIONS})
     result = sweep.run_sweep(point, grid, Store().root / "sweeps" / f"{name}-{key}", parameters=fixed,
                              scheduler=params.sweep_scheduler, workers=params.sweep_workers)
     labels = {ds: data.splits_for(params, ds).label for ds in params.datasets}
     table = result.table.assign(data_label=lambda t: t["dataset"].map(labels))
     return (table.assign(masked=evaluation.masked_from_numbers(table)) if len(table) else table), result
+
+
+def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
+    """Is average pooling's gradient masking the pooling or the training recipe? The adversarially
+    trained models of ``pools`` × ``recipe_seeds`` × ``recipe_methods`` × ``recipe_epochs``, each
+    attacked on ``recipe_size`` test images with the chapter's ensemble and checked for masking
+    (:func:`robustness_study` with ``adv_method`` and ``adv_epochs`` as grid axes). Returns one row
+    per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result."""
+    table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds,
+                                     grid={"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
+                                     fixed={"eval_size": params.recipe_size})
+    if len(table):
+        table = table[table["method"] != "natural"].reset_index(drop=True)
+        table = table.assign(gap=table["acc_after_pgd"] - table["robust_acc"])
+    return table, result

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from igan_utils import diagnosis, interpretgan
+from igan_utils import diagnosis, evaluation, interpretgan
 from igan_utils.interpretgan import GanConfig
 from igan_utils.store import Store
 
@@ -51,7 +51,8 @@ def test_diagnose_a_model(natural_model, interpreters, test_batch):
     assert (table.dropna(subset=["feature_change"])["feature_change"] > 0).all()
 
 
-@pytest.mark.parametrize("attack", [None, "pgd"])
+@pytest.mark.parametrize("attack", [evaluation.Ensemble(("apgd-ce",), apgd_iters=5, pgd_steps=2, pgd_step_size=1e-7),
+                                    "pgd"])
 def test_an_attack_that_fools_no_image_gives_an_empty_table_and_says_so(natural_model, interpreters, test_batch,
                                                                         attack):
     x, y = test_batch
@@ -162,7 +163,9 @@ def test_mixing_is_adopted_only_when_it_fixes_every_unfaithful_tap_at_no_clean_c
 
 def test_x_adv_comes_from_the_ensemble_and_names_its_attacks(natural_model, interpreters, test_batch):
     x, y = test_batch
-    found = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01)
+    small = evaluation.Ensemble(("apgd-ce", "apgd-t"), apgd_iters=20, targets=2, pgd_steps=2, pgd_step_size=0.01)
+    found = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01,
+                                         attack=small)
     assert len(found.x_adv) == len(found.made_by) > 0 and set(found.made_by) <= {"pgd", "apgd-ce", "apgd-t"}
     assert (found.x_adv - found.x).abs().amax() <= 0.3 + 1e-6
     assert (natural_model(found.x_adv).argmax(1) != found.y).all()  # every x' fools the model

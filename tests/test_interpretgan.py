@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 import torch
 
@@ -61,7 +59,7 @@ def test_store_round_trip_and_wrong_classifier(natural_model, mnist, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first.generator.state_dict().values(),
                                                  again.generator.state_dict().values()))
     stored = store.load("interpreter", {"classifier_id": weights_fingerprint(natural_model), "tap": "pool2",
-                                        "gan": dataclasses.asdict(config), "data": mnist.train.fingerprint()})
+                                        "gan": config.key(), "data": mnist.train.fingerprint()})
     with pytest.raises(ValueError, match="trained for another classifier"):
         interpretgan.load_interpreter(stored, models.small_cnn("avg"))
 

@@ -170,3 +170,34 @@ def test_the_family_sentence_reads_the_interval_over_seeds(models, lo, hi, verdi
     row = pd.Series({"data_label": "MNIST-10k", "models": models, "seeds": 2, "rho": (lo + hi) / 2, "ci_lo": lo, "ci_hi": hi})
     text = stats.family_sentence(row, variants=["max", "lp"])
     assert verdict in text and "MNIST-10k" in text
+
+
+def _recipes(avg_masked: dict) -> pd.DataFrame:
+    """Two seeds per recipe and pooling; ``avg_masked``: recipe method → masked flags of its avg seeds."""
+    rows = []
+    for method, flags in avg_masked.items():
+        for seed, masked in enumerate(flags):
+            rows.append({"adv_method": method, "adv_epochs": 4, "pool": "avg", "seed": seed, "masked": masked,
+                         "robust_acc": 0.5 if masked else 0.8, "gap": 0.3 if masked else 0.02})
+            rows.append({"adv_method": method, "adv_epochs": 4, "pool": "max", "seed": seed, "masked": False,
+                         "robust_acc": 0.83, "gap": 0.03})
+    return pd.DataFrame(rows)
+
+
+def test_the_recipe_sentence_names_a_recipe_that_unmasks_average_pooling_in_every_seed():
+    summary = stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, False]}))
+    assert summary.set_index(["adv_method", "pool"]).loc[("pgd", "avg"), "masked"] == 2
+    text = stats.recipe_sentence(summary, images=200)
+    assert text.startswith("Under TRADES × 4 epochs every average pooling model passes")
+    assert "PGD × 4 epochs: 2 of 2 masked" in text and "200 test images" in text
+
+
+def test_the_recipe_sentence_says_when_masking_persists_or_is_only_partly_removed():
+    persists = stats.recipe_sentence(stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [True, True]})),
+                                     images=200)
+    assert persists.startswith("Every average pooling model is masked under every recipe tried")
+    partly = stats.recipe_sentence(stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, True]})),
+                                   images=200)
+    assert partly.startswith("Some average pooling models pass") and "one-sided" in partly
+    one_seed = stats.recipe_summary(_recipes({"trades": [False]}))
+    assert not stats.recipe_sentence(one_seed, images=200).startswith("Under")  # one seed decides nothing
