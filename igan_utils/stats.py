@@ -365,7 +365,7 @@ def recipe_sentence(summary: pd.DataFrame, *, low: str = "avg", images: int) -> 
     part = summary[summary["pool"] == low]
     if part.empty:
         return f"The recipe study has no {name} models."
-    recipe = lambda r: f"{r['adv_method'].upper()} × {r['adv_epochs']} epochs"  # noqa: E731
+    recipe = lambda r: f"{r['adv_method'].upper()} × {r['adv_epochs']} epoch{'s' * (r['adv_epochs'] != 1)}"  # noqa: E731
     counts = "; ".join(f"{recipe(r)}: {r['masked']} of {r['seeds']} masked, worst case {100 * r['robust_acc']:.1f} % "
                        f"(PGD − worst case {100 * r['gap']:.1f} points)" for _, r in part.iterrows())
     clean = part[(part["masked"] == 0) & (part["seeds"] >= 2)]
