@@ -1,6 +1,7 @@
 """Per-layer vulnerability diagnosis and information loss, for any model with taps and interpreters.
 
-On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y):
+On correctly classified images x whose untargeted attack succeeds (C(x') ≠ y; by default x′ is each
+image's first success of a PGD screen, APGD-CE and APGD-T, :func:`successful_attacks`):
 
 - a *judge* J labels each interpretation x̂_ℓ(x') = G_ℓ(E_ℓ(x')); ``R_ℓ`` is the fraction judged ≠ y,
   and ``R_0`` (tap ``input``) is J's error on x' itself;
