@@ -281,13 +281,12 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
     return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages, found.to(given))
 
 
-def ensemble_for(params, dataset: str | None, *, pgd: dict | None = None) -> Ensemble:
-    """The evaluation a notebook's parameters select: our PGD screen at the reference settings of
-    ``dataset`` (``profiles.attack_settings``; or ``pgd``, a dict with ``steps`` and ``step_size``, for
-    other data) with ``restarts``, then ``aa_attacks`` with their budgets."""
+def ensemble_for(params, dataset: str) -> Ensemble:
+    """The evaluation a notebook's parameters select: our PGD screen at the reference settings
+    (``profiles.attack_settings``, ``restarts``), then ``aa_attacks`` with their budgets."""
     from .profiles import attack_settings
 
-    pgd = pgd or attack_settings(params, dataset)
+    pgd = attack_settings(params, dataset)
     return Ensemble(attacks=tuple(params["aa_attacks"]), apgd_iters=params["aa_iters"],
                     targets=params["aa_targets"], square_queries=params["aa_queries"], pgd_steps=pgd["steps"],
                     pgd_step_size=pgd["step_size"], pgd_restarts=params["restarts"])

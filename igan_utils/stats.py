@@ -344,7 +344,7 @@ def family_sentence(row, *, variants: Sequence[str]) -> str:
             f"seeds [{row.ci_lo:+.2f}, {row.ci_hi:+.2f}]), which {verdict}.")
 
 
-def recipe_summary(table: pd.DataFrame, *, low: str = "avg") -> pd.DataFrame:
+def recipe_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per training recipe (``adv_method``, ``adv_epochs``) and pooling of the recipe study's table:
     ``seeds``, ``masked`` (how many of them failed a masking check), the mean and range of the worst
     case and of ``gap`` (PGD − worst case). Rows in the table's order."""
@@ -366,7 +366,9 @@ def recipe_sentence(summary: pd.DataFrame, *, low: str = "avg", images: int) -> 
     if part.empty:
         return f"The recipe study has no {name} models."
     recipe = lambda r: f"{r['adv_method'].upper()} × {r['adv_epochs']} epoch{'s' * (r['adv_epochs'] != 1)}"  # noqa: E731
-    counts = "; ".join(f"{recipe(r)}: {r['masked']} of {r['seeds']} masked, worst case {100 * r['robust_acc']:.1f} % "
+    # a recipe with a masked model has a mean of upper bounds: said as "at most"
+    counts = "; ".join(f"{recipe(r)}: {r['masked']} of {r['seeds']} masked, worst case "
+                       f"{'at most ' if r['masked'] else ''}{100 * r['robust_acc']:.1f} % "
                        f"(PGD − worst case {100 * r['gap']:.1f} points)" for _, r in part.iterrows())
     clean = part[(part["masked"] == 0) & (part["seeds"] >= 2)]
     evidence = f" ({counts}; {images} test images per model)"

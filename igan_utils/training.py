@@ -191,7 +191,7 @@ def _trades_inputs(model, x, eps: float, steps: int, step_size: float, generator
             xa = xa.detach().requires_grad_(True)
             loss = F.kl_div(model(xa).log_softmax(1), target, reduction="sum")
             grad, = torch.autograd.grad(loss, xa)
-            xa = torch.min(torch.max(xa.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+            xa = attacks._project(xa.detach() + step_size * grad.sign(), x, eps, "linf")
     return xa.detach()
 
 

@@ -189,7 +189,8 @@ def test_the_recipe_sentence_names_a_recipe_that_unmasks_average_pooling_in_ever
     assert summary.set_index(["adv_method", "pool"]).loc[("pgd", "avg"), "masked"] == 2
     text = stats.recipe_sentence(summary, images=200)
     assert text.startswith("Under TRADES × 4 epochs every average pooling model passes")
-    assert "PGD × 4 epochs: 2 of 2 masked" in text and "200 test images" in text
+    assert "PGD × 4 epochs: 2 of 2 masked, worst case at most 50.0 %" in text and "200 test images" in text
+    assert "TRADES × 4 epochs: 0 of 2 masked, worst case 80.0 %" in text  # estimates: no "at most"
 
 
 def test_the_recipe_sentence_says_when_masking_persists_or_is_only_partly_removed():
