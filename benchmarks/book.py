@@ -1,42 +1,141 @@
-"""Book budget benchmark (not a test): executes every chapter of a profile twice, first with an
-empty artifact store (everything trained), then again with everything cached, and prints the
-per-notebook and total wall times of both runs. The book build itself is timed once.
+"""Book budget benchmark (not a test): executes every chapter of a profile from an empty artifact
+store, builds the book, and prints the per-chapter wall times and the **workload ledger** read from
+the store (``Store.ledger``): models trained anew or reused from an earlier chapter, worst-case
+chunks attacked anew or reused, images × nominal passes per attack, and each chapter's seconds ÷ its
+compute floor (forward+gradient equivalents × the pass time measured in this run). With ``--cached``
+the chapters run a second time on the filled store (everything reused).
 
-Usage: IGAN_DATA_DIR=... python benchmarks/book.py --profile smoke
+The floor counts attacks and classifier training only (interpreters, decoders and kernel starts are
+not in it), so a chapter whose time goes elsewhere shows a ratio far above 1.
+
+Usage: IGAN_DATA_DIR=... python benchmarks/book.py --profile quick [--store DIR] [--cached]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from igan_utils import book
+import pandas as pd
+import torch
+
+from igan_utils import book, models
+from igan_utils.store import STORE_ENV_VAR, Store
+
+BATCH = 250  # images per pass of the pass-time measurement
+
+
+def pass_seconds(repeats: int = 30) -> tuple[float, float]:
+    """Median seconds of one forward+input-gradient pass and of one forward pass of the MNIST CNN on
+    :data:`BATCH` images, on this process's torch threads."""
+    model = models.build("small_cnn", "max").eval()
+    x = torch.rand(BATCH, 1, 28, 28)
+    y = torch.randint(0, 10, (BATCH,))
+
+    def both():
+        xg = x.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(model(xg), y).backward()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    found = []
+    for run in (both, forward):
+        run()  # warm up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        found.append(statistics.median(times))
+    return found[0], found[1]
+
+
+def ledger_table(ledger: pd.DataFrame, seconds: dict[str, float], pass_time: float, forward_time: float) -> pd.DataFrame:
+    """One row per chapter: models trained (new / reused), worst-case chunks (new / reused), images ×
+    passes per attack, forward+gradient equivalents, seconds, and seconds ÷ floor."""
+    rows = []
+    for tag, wall in seconds.items():
+        part = ledger[ledger["tag"] == tag]
+        made = part[part["made"].astype(bool)]
+        row = {"chapter": tag, "seconds": round(wall)}
+        for kind, name in (("classifier", "models"), ("worst_case", "chunks")):
+            keys = part.loc[part["kind"] == kind, "key"]
+            new = set(made.loc[made["kind"] == kind, "key"])
+            row[f"{name} new"] = len(new)
+            row[f"{name} reused"] = len(set(keys) - new)
+        equivalents = 0.0
+        work: dict[str, float] = {}
+        for record in made.to_dict("records"):
+            if isinstance(record.get("attacked"), dict):
+                for attack, images in record["attacked"].items():
+                    passes = images * record["passes"][attack]
+                    work[attack] = work.get(attack, 0) + passes
+                    equivalents += passes * (forward_time / pass_time if attack == "square" else 1.0)
+            if record.get("kind") == "classifier" and record.get("passes_per_image"):
+                passes = record["epochs"] * record["images"] * record["passes_per_image"]
+                work["training"] = work.get("training", 0) + passes
+                equivalents += passes
+        row["image-passes"] = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in work.items()) or "-"
+        row["fwd+grad equivalents (M images)"] = round(equivalents / 1e6, 2)
+        floor = equivalents / BATCH * pass_time
+        row["floor s"] = round(floor)
+        row["seconds / floor"] = round(wall / floor, 2) if floor else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def chunks_per_model(ledger: pd.DataFrame, tag: str) -> pd.Series:
+    """Distinct worst-case chunks each model of chapter ``tag`` was attacked on (new or reused; with
+    request sizes that are multiples of ``evaluation.CHUNK``, as in ``quick``, × CHUNK = its images)."""
+    part = ledger[(ledger["tag"] == tag) & (ledger["kind"] == "worst_case")]
+    return part.groupby("model")["key"].nunique().rename("chunks")
 
 
 def main() -> None:
+    from igan_utils.evaluation import CHUNK
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--store", type=Path, help="an empty folder for the store (default: a temporary one)")
+    parser.add_argument("--cached", action="store_true", help="run the chapters a second time, all reused")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["IGAN_STORE_DIR"] = str(Path(tmp) / "store")
+        root = args.store or Path(tmp) / "store"
+        if root.exists() and any(root.iterdir()):
+            raise SystemExit(f"{root} is not empty: the ledger needs an empty store")
+        os.environ[STORE_ENV_VAR] = str(root)
+        before = pass_seconds()
+        start = time.perf_counter()
         cold = book.run_chapters(args.profile)
+        chapters = time.perf_counter() - start
         start = time.perf_counter()
         book.write_report(cold, args.profile)
         book.build_html()
         build = time.perf_counter() - start
-        cached = book.run_chapters(args.profile)
-    print(f"# {time.strftime('%Y-%m-%d')}, profile {args.profile}, {book.hardware()}")
-    print("| notebook | cold s | cached s |")
-    print("|---|---|---|")
-    for a, b in zip(cold, cached):
-        print(f"| {a['notebook']} | {a['seconds']:.0f} | {b['seconds']:.0f} |")
-    total_cold, total_cached = (sum(r["seconds"] for r in run) for run in (cold, cached))
-    print(f"| all notebooks | {total_cold:.0f} | {total_cached:.0f} |")
-    print(f"| + book build | {build:.0f} | |")
-    print(f"| **whole book** | **{total_cold + build:.0f}** | **{total_cached + build:.0f}** |")
+        after = pass_seconds()
+        cached = book.run_chapters(args.profile) if args.cached else []
+        ledger = Store(root).ledger()
+    pass_time, forward_time = statistics.median([before[0], after[0]]), statistics.median([before[1], after[1]])
+    print(f"# {time.strftime('%Y-%m-%d')}, profile {args.profile}, {book.hardware()}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"pass time ({BATCH} images, forward+input gradient): {1e3 * before[0]:.1f} ms before, "
+          f"{1e3 * after[0]:.1f} ms after; forward only {1e3 * before[1]:.1f} / {1e3 * after[1]:.1f} ms")
+    table = ledger_table(ledger, {r["notebook"]: r["seconds"] for r in cold}, pass_time, forward_time)
+    print(table.to_markdown(index=False))
+    for tag in ("05_sweeps", "06_pooling_family"):
+        if tag in set(ledger["tag"]):
+            print(f"\nworst-case chunks of {CHUNK} images per model in {tag}:", chunks_per_model(ledger, tag).to_dict())
+    print(f"\nall chapters {chapters:.0f} s, book build {build:.0f} s, **whole book {chapters + build:.0f} s** "
+          f"({(chapters + build) / 60:.1f} min)")
+    if cached:
+        print("cached rerun:", ", ".join(f"{r['notebook']} {r['seconds']:.0f} s" for r in cached),
+              f"= {sum(r['seconds'] for r in cached):.0f} s")
 
 
 if __name__ == "__main__":

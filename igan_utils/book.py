@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .commands import check_out_folder, command
 from .profiles import PROFILE_NAMES, check_values, notebook_parameters, parameters_cell, profiles_table
 from .runtime import absolute_env_dirs, project_root
+from .store import LEDGER_TAG_ENV_VAR
 
 KERNEL = "python3"
 KERNEL_START_ATTEMPTS = 3
@@ -92,15 +93,22 @@ def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dic
         raise ValueError(f"no chapter has the parameter(s) {', '.join(unused)}")
     check_values(parameters)  # a bad value fails here, not in a kernel after the first chapters ran
     check_out_folder(out, "folder of executed notebooks")
-    records = []
+    records, tag = [], os.environ.get(LEDGER_TAG_ENV_VAR)
     bar = tqdm(notebooks, desc=f"book ({profile})", unit="notebook")
-    for notebook in bar:
-        bar.set_postfix_str(notebook.stem)
-        given = {k: v for k, v in parameters.items() if k in accepted[notebook]}
-        seconds = execute(notebook, out / notebook.name, {"profile": profile, **given},
-                          kernel=kernel)
-        records.append({"notebook": notebook.stem, "seconds": seconds})
-        tqdm.write(f"{notebook.stem}: {seconds:.0f} s")
+    try:
+        for notebook in bar:
+            bar.set_postfix_str(notebook.stem)
+            given = {k: v for k, v in parameters.items() if k in accepted[notebook]}
+            os.environ[LEDGER_TAG_ENV_VAR] = notebook.stem  # the store's ledger names the chapter doing the work
+            seconds = execute(notebook, out / notebook.name, {"profile": profile, **given},
+                              kernel=kernel)
+            records.append({"notebook": notebook.stem, "seconds": seconds})
+            tqdm.write(f"{notebook.stem}: {seconds:.0f} s")
+    finally:
+        if tag is None:
+            os.environ.pop(LEDGER_TAG_ENV_VAR, None)
+        else:
+            os.environ[LEDGER_TAG_ENV_VAR] = tag
     return records
 
 

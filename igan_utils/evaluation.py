@@ -118,7 +118,7 @@ class WorstCase:
     robust); ``after`` the accuracy after each attack in order (``clean`` first); ``seconds`` per
     attack; ``flags``, the warnings of AutoAttack's own checks; ``adv`` (N, C, H, W), the example that
     broke each image (the image itself where none did; None when read from the store, which keeps
-    per-image outcomes only)."""
+    per-image outcomes only); ``attacked``, how many images each attack ran on (its workload)."""
 
     clean: torch.Tensor
     broken_by: torch.Tensor
@@ -126,6 +126,7 @@ class WorstCase:
     seconds: dict[str, float]
     flags: list[str]
     adv: torch.Tensor | None = None
+    attacked: dict[str, int] | None = None
 
     @property
     def robust(self) -> torch.Tensor:
@@ -205,13 +206,22 @@ def _runners(model, eps: float, ensemble: Ensemble, seed: int, device, logger) -
     return {name: make[name]() for name in ensemble.order}
 
 
+# Images attacked together. An image's result depends only on the chunk of CHUNK images it falls in
+# (counted from the first image of the request), never on how many images were asked for: so the
+# results of the first k·CHUNK images of a request are exactly those of a request for k·CHUNK images,
+# and the store reuses them (a later chapter asking for a prefix, or for more, of the same images).
+CHUNK = 100
+
+
 def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
-               seed: int = 0, batch_size: int = 250, progress: bool | str = False) -> WorstCase:
+               seed: int = 0, progress: bool | str = False) -> WorstCase:
     """The worst case over ``ensemble`` (L∞, radius ``eps``): per image, the first attack that breaks it.
 
     Each attack sees only the images still unbroken; every adversarial example is checked to lie in
-    the ε-ball and in [0, 1] before it counts. The model runs in eval mode (restored after), on its own
-    device. The global random state is left as it was (AutoAttack reseeds it).
+    the ε-ball and in [0, 1] before it counts. Images are attacked in chunks of :data:`CHUNK`, each
+    with the same seed, so an image's result does not depend on how many images follow it. The model
+    runs in eval mode (restored after), on its own device. The global random state is left as it was
+    (AutoAttack reseeds it).
 
     Args:
         model: an ``nn.Module`` returning logits (N, classes), deterministic in eval mode.
@@ -220,8 +230,7 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         eps: the L∞ radius, in (0, 1].
         ensemble: an :class:`Ensemble` (``ensemble_for(params, dataset)`` gives the book's).
         seed: seed of every attack (default 0).
-        batch_size: images per attack call (default 250).
-        progress: show bars (default False; a string is used as their label).
+        progress: show a bar over the images (default False; a string is used as its label).
 
     Returns:
         a :class:`WorstCase` (per-image results on ``x``'s device; ``accuracy``, ``after`` each attack,
@@ -234,6 +243,16 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
     Example:
         >>> worst_case(model, x, y, eps=0.3, ensemble=Ensemble(attacks=("apgd-ce", "apgd-t"))).accuracy  # doctest: +SKIP
     """
+    _check_attack_inputs(model, x, y, eps, ensemble)
+    given = x.device
+    outcomes = [_chunk_outcome(model, x[part], y[part], eps=eps, ensemble=ensemble, seed=seed)
+                for part in _chunks(len(x), progress)]
+    result = _combined(outcomes, ensemble)
+    adv = torch.cat([o["adv"] for o in outcomes]).to(given)
+    return dataclasses.replace(result, clean=result.clean.to(given), broken_by=result.broken_by.to(given), adv=adv)
+
+
+def _check_attack_inputs(model, x, y, eps, ensemble) -> None:
     eps = checks.check_eps(eps)
     checks.check_module(model)
     checks.check_images(model, x, y)
@@ -242,31 +261,43 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         raise ValueError("eps must be > 0 for an attack; at eps = 0 robust accuracy is clean accuracy")
     if int(x.shape[0]) == 0:
         raise ValueError("no images to evaluate")
-    given = x.device
+
+
+def _chunks(n: int, progress: bool | str = False):
+    """Slices of consecutive :data:`CHUNK` images covering ``n`` images, with a bar when ``progress``."""
+    label = progress if isinstance(progress, str) else "worst case"
+    bar = tqdm(total=n, disable=not progress, leave=False, desc=label, unit="image")
+    for start in range(0, n, CHUNK):
+        yield slice(start, min(start + CHUNK, n))
+        bar.update(min(CHUNK, n - start))
+    bar.close()
+
+
+def _chunk_outcome(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble, seed: int) -> dict:
+    """The ensemble on one chunk (at most :data:`CHUNK` images): per-image ``clean`` and ``broken_by``
+    (lists), ``seconds`` and ``attacked`` (images each attack ran on), ``flags`` of AutoAttack's model
+    checks, and ``adv`` (a tensor, not stored)."""
     x, y = to_model(model, x, y)
     from pyautoattack import checks as autoattack_checks
 
     flags = _Flags()
     with eval_mode(model), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         clean = attacks.predict(model, x) == y  # also refuses a model that does not return logits
-        head = slice(0, batch_size)
         checks.check_deterministic(model, x[:8])  # AutoAttack's own check below only warns
-        autoattack_checks.check_randomized(model, x[head], y[head], logger=flags.logger)
-        n_classes = autoattack_checks.check_range_output(model, x[head], logger=flags.logger)
+        autoattack_checks.check_randomized(model, x, y, logger=flags.logger)
+        n_classes = autoattack_checks.check_range_output(model, x, logger=flags.logger)
         checks.check_labels(y, n_classes)
-        autoattack_checks.check_dynamic(model, x[head], False, logger=flags.logger)
+        autoattack_checks.check_dynamic(model, x, False, logger=flags.logger)
         autoattack_checks.check_n_classes(n_classes, list(ensemble.attacks), ensemble.targets, ensemble.targets,
-                               logger=flags.logger)
+                                          logger=flags.logger)
         broken_by = torch.where(clean, len(ensemble.order), -1)  # -1: misclassified already
         found = x.clone()
-        seconds = {}
-        runners = _runners(model, eps, ensemble, seed, x.device, flags.logger)
-        label = progress if isinstance(progress, str) else "worst case"
-        for position, (name, run) in enumerate(runners.items()):
+        seconds, attacked = {}, {}
+        for position, (name, run) in enumerate(_runners(model, eps, ensemble, seed, x.device, flags.logger).items()):
             start = time.perf_counter()
-            todo = (broken_by == len(ensemble.order)).nonzero().flatten()
-            for i in tqdm(range(0, len(todo), batch_size), disable=not progress, leave=False, desc=f"{label}: {name}"):
-                idx = todo[i:i + batch_size]
+            idx = (broken_by == len(ensemble.order)).nonzero().flatten()
+            attacked[name] = len(idx)
+            if len(idx):
                 adv, = to_model(model, run(x[idx], y[idx]).detach())  # AutoAttack answers in float32
                 # An attack's example counts only if it is a valid one: a bug must not lower accuracy.
                 valid = ((adv - x[idx]).flatten(1).abs().amax(1) <= eps + 1e-6) & (adv.flatten(1).amin(1) >= 0) \
@@ -276,9 +307,35 @@ def worst_case(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
                 broken_by[idx[broken]] = position
                 found[idx[broken]] = adv[broken]
             seconds[name] = time.perf_counter() - start
-        after = _accuracies_after(clean, broken_by, ensemble.order)
-        autoattack_checks.check_square_sr(after, logger=flags.logger)
-    return WorstCase(clean.to(given), broken_by.to(given), after, seconds, flags.messages, found.to(given))
+    return {"clean": clean.tolist(), "broken_by": broken_by.tolist(), "seconds": seconds, "attacked": attacked,
+            "flags": flags.messages, "adv": found}
+
+
+def _combined(outcomes: list[dict], ensemble: Ensemble) -> WorstCase:
+    """The chunks' outcomes as one :class:`WorstCase` (seconds summed, flags merged). AutoAttack's
+    check that Square adds little after the white-box attacks is applied to the whole, not per chunk."""
+    from pyautoattack import checks as autoattack_checks
+
+    clean = torch.tensor([c for o in outcomes for c in o["clean"]], dtype=torch.bool)
+    broken_by = torch.tensor([b for o in outcomes for b in o["broken_by"]], dtype=torch.long)
+    after = _accuracies_after(clean, broken_by, ensemble.order)
+    seconds = {name: sum(o["seconds"].get(name, 0.0) for o in outcomes) for name in ensemble.order}
+    attacked = {name: sum(o["attacked"].get(name, 0) for o in outcomes) for name in ensemble.order}
+    flags = _Flags()
+    for message in (m for o in outcomes for m in o["flags"]):
+        flags.logger.warning(message)
+    autoattack_checks.check_square_sr(after, logger=flags.logger)
+    return WorstCase(clean, broken_by, after, seconds, flags.messages, attacked=attacked)
+
+
+def passes_per_image(ensemble: Ensemble) -> dict[str, float]:
+    """Nominal forward+gradient passes per attacked image of each attack of ``ensemble`` (the ledger's
+    unit of work; early stopping makes the true count lower): PGD steps × restarts, APGD iterations (×
+    targets for APGD-T), FAB-T 100 × targets; Square's queries are forward passes only, and are
+    counted as such under ``square`` (``benchmarks/book.py`` converts them with a measured ratio)."""
+    return {"pgd": ensemble.pgd_steps * ensemble.pgd_restarts, "apgd-ce": ensemble.apgd_iters,
+            "apgd-t": ensemble.apgd_iters * ensemble.targets, "fab-t": 100 * ensemble.targets,
+            "square": ensemble.square_queries}
 
 
 def ensemble_for(params, dataset: str) -> Ensemble:
@@ -321,19 +378,24 @@ def _cache_key(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, **settin
 
 
 def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
-                      store: Store, seed: int = 0) -> WorstCase:
-    """:func:`worst_case` of ``trained`` on ``x``, ``y``, from the artifact store or run now and stored
-    (per image, so that the robust table and the masking checks share one run)."""
+                      store: Store, seed: int = 0, progress: bool = True) -> WorstCase:
+    """:func:`worst_case` of ``trained`` on ``x``, ``y``, each chunk of :data:`CHUNK` images from the
+    artifact store or attacked now and stored (per image, so that the robust table, the masking checks
+    and any later request for a prefix of these images, or for more, share the work exactly)."""
     check_trained(trained)
-    def compute():
-        result = worst_case(trained.model, x, y, eps=eps, ensemble=ensemble, seed=seed, progress=trained.config.label)
-        return {"clean": result.clean.tolist(), "broken_by": result.broken_by.tolist(), "after": result.after,
-                "seconds": result.seconds, "flags": result.flags}
-    key = _cache_key(trained, x, y, eps=eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
-    stored = store.get_or_create("worst_case", key, compute, fmt="json")
-    clean, broken_by = torch.tensor(stored["clean"]), torch.tensor(stored["broken_by"])
-    return WorstCase(clean, broken_by, _accuracies_after(clean, broken_by, ensemble.order), stored["seconds"],
-                     stored["flags"])
+    _check_attack_inputs(trained.model, x, y, eps, ensemble)
+    model_key = {"model": trained.config.key(), "weights": weights_fingerprint(trained.model)}
+    outcomes = []
+    for part in _chunks(len(x), trained.config.label if progress else False):
+        def compute(part=part):
+            outcome = _chunk_outcome(trained.model, x[part], y[part], eps=eps, ensemble=ensemble, seed=seed)
+            outcome.pop("adv")
+            return outcome
+        key = {**model_key, "images": fingerprint(x[part], y[part]), "eps": eps,
+               "ensemble": dataclasses.asdict(ensemble), "seed": seed}
+        outcomes.append(store.get_or_create("worst_case", key, compute, fmt="json", work=lambda stored: {
+            "attacked": stored["attacked"], "passes": passes_per_image(ensemble)}, about={"model": trained.config.label}))
+    return _combined(outcomes, ensemble)
 
 
 def robust_table(models: list[TrainedModel], x: torch.Tensor, y: torch.Tensor, *, eps: float,
@@ -402,7 +464,8 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     Args:
         trained: a :class:`~igan_utils.training.TrainedModel` (for your own ``nn.Module``, run
             :func:`worst_case` directly).
-        x: images (N, C, H, W) in [0, 1]; pass those of :func:`robust_table` to share its run.
+        x: images (N, C, H, W) in [0, 1]; the first ``check_size`` of those of :func:`robust_table` share
+            its run exactly (its chunks of :data:`CHUNK` images).
         y: labels (N,).
         eps: the L∞ radius of the threat model, in (0, 1].
         large_eps: the radius at which accuracy must have collapsed (e.g. 0.5 on MNIST).
@@ -428,6 +491,7 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     if ensemble.order[-1] not in BLACK_BOX:
         raise ValueError("the masking checks need the black-box Square attack last in the ensemble")
     white = ensemble.only(*ensemble.order[:-1])
+    work = {"attacked": {}, "passes": passes_per_image(ensemble)}  # Square alone and APGD-CE at large ε
 
     def compute():
         model, label = trained.model, trained.config.label
@@ -441,8 +505,10 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
             square = worst_case(model, x[others], y[others], eps=eps, ensemble=ensemble.only("square"), seed=seed,
                                 progress=f"{label} Square alone")
             square_robust[others] = square.robust
+            work["attacked"]["square"] = square.attacked["square"]
         large = worst_case(model, x, y, eps=large_eps, ensemble=ensemble.only("apgd-ce"), seed=seed,
                            progress=f"{label} large eps")
+        work["attacked"]["apgd-ce"] = large.attacked["apgd-ce"]
         messages = list(dict.fromkeys(chain.flags + large.flags))
         white_acc, square_acc = _fraction(white_robust), _fraction(square_robust)
         rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", square_acc, white_acc,
@@ -457,7 +523,8 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
 
     # The store keeps what the attacks measured; the thresholds are applied here, on every read.
     key = _cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
-    rows = store.get_or_create("masking_checks", key, compute, fmt="json")
+    rows = store.get_or_create("masking_checks", key, compute, fmt="json", work=lambda _: work,
+                               about={"model": trained.config.label})
     rows = [(check, attack, accuracy, baseline, *_criterion(check, accuracy, baseline), detail)
             for check, attack, accuracy, baseline, detail in rows]
     frame = pd.DataFrame(rows, columns=["check", "attack", "accuracy", "baseline_accuracy", "criterion", "passed",

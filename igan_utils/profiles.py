@@ -101,7 +101,7 @@ PARAMS: dict[str, Param] = {
     "adv_epochs": Param(int, "epochs of adversarial training", minimum=1),
     "adv_method": Param(str, "adversarial training: Madry PGD, fast FGSM with random start, or TRADES",
                         choices=("pgd", "fgsm", "trades")),
-    "trades_beta": Param(float, "TRADES: weight of the robustness (KL) term (adv_method = trades)", positive=True),
+    "trades_beta": Param(float, "TRADES: weight of the robustness (KL) term, for adv_method trades", positive=True),
     "train_steps": Param(int, "PGD steps in adversarial training (None: reference)", optional=True, minimum=1),
     "batch_size": Param(int, "training batch size", minimum=1),
     "lr": Param(float, "peak learning rate (Adam, one-cycle schedule)", positive=True),
@@ -111,6 +111,8 @@ PARAMS: dict[str, Param] = {
     "eval_steps": Param(int, "PGD steps in evaluation (None: reference)", optional=True, minimum=1),
     "restarts": Param(int, "PGD random restarts in evaluation", minimum=1),
     "eval_size": Param(int, "test images attacked in evaluation", minimum=1),
+    "interim_looks": Param(int, "test images at which the pooling verdict is looked at before eval_size (sequential)",
+                           is_list=True, minimum=1),
     "aa_attacks": Param(str, "AutoAttack attacks of the evaluation, run in order after the PGD screen",
                         is_list=True, choices=("apgd-ce", "apgd-t", "fab-t", "square")),
     "aa_iters": Param(int, "iterations of APGD-CE and APGD-T", minimum=1),
@@ -118,7 +120,8 @@ PARAMS: dict[str, Param] = {
     "aa_queries": Param(int, "queries of the black-box Square attack", minimum=1),
     "large_eps": Param(float, "radius at which accuracy must have collapsed (None: reference)",
                        optional=True, positive=True),
-    "check_size": Param(int, "test images of the ε curves and of the judge's masking checks", minimum=1),
+    "check_size": Param(int, "test images of the ε curves and the masking checks (the first of those attacked)",
+                        minimum=1),
     "eps_grid": Param(float, "radii of the robust-accuracy curves (None: reference)", is_list=True,
                       optional=True, minimum=0),
     # InterpretGAN
@@ -141,6 +144,8 @@ PARAMS: dict[str, Param] = {
     # sweeps
     "sweep_seeds": Param(int, "seeds of the pooling-study sweep", is_list=True, minimum=0),
     "family_pools": Param(str, "downsampling variants of the pooling-family study", is_list=True, choices=POOLS),
+    "methods": Param(str, "which of a point's models it trains and evaluates", is_list=True,
+                     choices=("natural", "adversarial")),
     "recipe_methods": Param(str, "adversarial-training methods of the recipe study", is_list=True,
                             choices=("pgd", "fgsm", "trades")),
     "recipe_epochs": Param(int, "adversarial-training epochs of the recipe study", is_list=True, minimum=1),
@@ -167,12 +172,13 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
                           "inversion_steps", "results_path"],
     "04_diagnosis": ["datasets", *_COMMON, *_ATTACK, *_GAN, "judges", "decoder_steps", "diag_size",
                      "bootstrap", "results_path"],
-    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "decoder_steps", "bootstrap", "sweep_seeds",
+    "05_sweeps": ["datasets", *[p for p in _COMMON if p != "seeds"], *_ATTACK, "interim_looks", "decoder_steps",
+                  "bootstrap", "sweep_seeds",
                   "recipe_methods", "recipe_epochs", "recipe_seeds", "recipe_size", "sweep_workers",
                   "sweep_scheduler", "results_path"],
     "06_pooling_family": ["datasets", *[p for p in _COMMON if p not in ("seeds", "pools")], *_ATTACK, "decoder_steps",
                           "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
-    "robustness_point": ["dataset", "pool", "seed",
+    "robustness_point": ["dataset", "pool", "seed", "methods",
                          *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "decoder_steps", "results_path"],
     # Not a notebook: the budgets of the one-call diagnosis of a user's model (checkup.diagnose_model).
     # _COMMON and _ATTACK train and check the book's judge; the taps and ε are the call's own arguments.
@@ -188,7 +194,7 @@ _BASE = {
     "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
     "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
-    "recipe_methods": ["pgd", "trades"],
+    "recipe_methods": ["pgd", "trades"], "methods": ["natural", "adversarial"],
     "results_path": None,
 }
 
@@ -196,6 +202,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # CI and nbval: a few hundred images, every code path, seconds per chapter.
     "smoke": {**_BASE, "train_size": 1000, "val_size": 100, "test_size": 200, "epochs": 2,
               "adv_epochs": 1, "train_steps": 2, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
+              "interim_looks": [32],
               "aa_iters": 5, "aa_targets": 2, "aa_queries": 20,
               "taps": ["conv2", "fc1"], "gan_steps": 20, "gan_batch_size": 16, "n_examples": 4,
               "inversion_steps": 20, "decoder_steps": 20, "diag_size": 64, "bootstrap": 50,
@@ -205,6 +212,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A laptop: MNIST(-10k offline), few epochs, 10-step PGD adversarial training (chosen by AutoAttack).
     "quick": {**_BASE, "train_size": None, "val_size": 500, "test_size": None, "epochs": 2,
               "adv_epochs": 4, "train_steps": 10, "restarts": 2, "eval_size": 1000, "check_size": 200,
+              "interim_looks": [200],
               "aa_targets": 3, "aa_queries": 1000, "gan_steps": 150,
               "gan_batch_size": 32, "n_examples": 6, "inversion_steps": 200, "decoder_steps": 100,
               "diag_size": 300, "bootstrap": 1000, "sweep_seeds": [0, 1, 2, 3, 4],
@@ -214,6 +222,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": {**_BASE, "datasets": ["mnist", "cifar10"], "train_size": None, "val_size": 1000,
               "test_size": None, "seeds": [0, 1, 2], "epochs": 20, "adv_epochs": 40, "adv_method": "pgd",
               "batch_size": 128, "lr": 1e-3, "restarts": 5, "eval_size": 10000, "check_size": 1000,
+              "interim_looks": [1000],
               "aa_attacks": ["apgd-ce", "apgd-t", "fab-t", "square"], "aa_targets": 9, "aa_queries": 5000,
               "gan_steps": 5000,
               "gan_batch_size": 128, "n_examples": 8, "inversion_steps": 1000, "decoder_steps": 3000,

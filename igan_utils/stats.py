@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,8 @@ import pandas as pd
 from .checks import check_resamples
 
 __all__ = ["MIN_VERDICT_SEEDS", "MIN_CORRELATION_MODELS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap",
-           "compare_pools", "comparison_sentence", "spearman", "spearman_test", "correlation_over_seeds",
+           "compare_pools", "comparison_sentence", "decided", "sequential_comparison", "spearman", "spearman_test",
+           "correlation_over_seeds",
            "correlation_verdict", "tap_correlations", "correlation_sentence", "family_sentence"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
@@ -65,10 +66,11 @@ def over_seeds(table: pd.DataFrame, value: str, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def two_level_bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``values`` (seeds × images) with a 95% percentile interval that resamples seeds and
-    test images together (the same image draw for every seed). ``resamples`` >= 20 (fewer cannot place
-    a 95% percentile interval between distinct draws)."""
+def two_level_bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0,
+                        alpha: float = ALPHA) -> tuple[float, float, float]:
+    """Mean of ``values`` (seeds × images) with a 1 − ``alpha`` (default 95%) percentile interval that
+    resamples seeds and test images together (the same image draw for every seed). ``resamples`` >= 20
+    (fewer cannot place a 95% percentile interval between distinct draws)."""
     check_resamples(resamples)
     values = np.asarray(values, dtype=np.float32)
     rng = np.random.default_rng(seed)
@@ -76,8 +78,8 @@ def two_level_bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0
     means = np.empty(resamples)
     for i in range(resamples):
         means[i] = values[rng.integers(0, k, k)][:, rng.integers(0, n, n)].mean()
-    return (float(values.mean()), float(np.percentile(means, 100 * ALPHA / 2)),
-            float(np.percentile(means, 100 * (1 - ALPHA / 2))))
+    return (float(values.mean()), float(np.percentile(means, 100 * alpha / 2)),
+            float(np.percentile(means, 100 * (1 - alpha / 2))))
 
 
 def _flags(strings: pd.Series) -> np.ndarray:
@@ -86,7 +88,7 @@ def _flags(strings: pd.Series) -> np.ndarray:
 
 
 def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max", resamples: int = 2000,
-                  seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS) -> pd.DataFrame:
+                  seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS, alpha: float = ALPHA) -> pd.DataFrame:
     """Worst-case robust accuracy of pooling ``a`` against pooling ``b``, per group of ``by``, by the
     rule of the module docstring (estimates when both sides are unmasked, bounds when a side is masked).
 
@@ -98,6 +100,8 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
         resamples: bootstrap resamples, >= 20 (default 2000).
         seed: the bootstrap's seed (default 0).
         min_seeds: seeds a verdict needs on each side (default :data:`MIN_VERDICT_SEEDS`).
+        alpha: 1 − the level of every interval (default :data:`ALPHA`; a sequential study's looks use
+            a corrected one, :func:`sequential_comparison`).
 
     Returns:
         a DataFrame, one row per group: ``by``; per side ``{p}_seeds``, ``{p}_masked`` (models),
@@ -105,7 +109,8 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
         (``estimates``, ``bound on <p>`` or ``bounds``); ``seeds`` (pairs when paired, else the smaller
         side); ``{a}_minus_{b}``, ``ci_lo``, ``ci_hi`` (paired, both sides unmasked only); ``at_least``
         (one-sided margin); ``winner`` (``a``, ``b``, ``none`` for no difference, ``""`` for no verdict);
-        ``verdict`` (a short phrase); ``min_seeds``.
+        ``verdict`` (a short phrase); ``min_seeds``; ``level`` (of the intervals, e.g. 0.95); ``n`` (test
+        images per model).
 
     Example:
         >>> compare_pools(study, ["data_label", "method"]).loc[:, ["evidence", "verdict"]]  # doctest: +SKIP
@@ -113,12 +118,13 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
     rows = []
     for key, part in table.groupby(by, sort=False):
         masked = part.get("masked", pd.Series(False, index=part.index)).astype(object).fillna(False).astype(bool)
-        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "a": a, "b": b, "min_seeds": min_seeds}
+        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "a": a, "b": b, "min_seeds": min_seeds,
+               "level": 1 - alpha, "n": int(part["robust_images"].str.len().min())}
         sides = {p: part[part["pool"] == p] for p in (a, b)}
         for p, side in sides.items():
             row[f"{p}_seeds"], row[f"{p}_masked"] = side["seed"].nunique(), int(masked[side.index].sum())
-            mean, lo, hi = (two_level_bootstrap(_flags(side.sort_values("seed")["robust_images"]), resamples, seed)
-                            if len(side) else (np.nan,) * 3)
+            mean, lo, hi = (two_level_bootstrap(_flags(side.sort_values("seed")["robust_images"]), resamples, seed,
+                                                alpha) if len(side) else (np.nan,) * 3)
             row.update({f"{p}_mean": mean, f"{p}_lo": lo, f"{p}_hi": hi})
         bounded = [p for p in (a, b) if row[f"{p}_masked"]]
         row.update({"evidence": "estimates" if not bounded else f"bound on {bounded[0]}" if len(bounded) == 1
@@ -131,7 +137,8 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
             if len(wide) < min_seeds:
                 row["verdict"] = f"no verdict: {len(wide)} {a}/{b} seed pair{'s' * (len(wide) != 1)}, a verdict needs {min_seeds}"
             else:
-                diff, lo, hi = two_level_bootstrap(_flags(wide[a]).astype(np.float32) - _flags(wide[b]), resamples, seed)
+                diff, lo, hi = two_level_bootstrap(_flags(wide[a]).astype(np.float32) - _flags(wide[b]), resamples,
+                                                   seed, alpha)
                 row.update({f"{a}_minus_{b}": diff, "ci_lo": lo, "ci_hi": hi})
                 row["winner"] = a if lo > 0 else b if hi < 0 else "none"
                 row["verdict"] = (f"{row['winner']} higher, beyond the interval" if row["winner"] != "none"
@@ -157,27 +164,30 @@ def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str 
 _POOL_NAMES = {"avg": "average pooling", "max": "max pooling"}
 
 
-def comparison_sentence(row, *, data_label: str, method: str, attack: str, images: int) -> str:
-    """The verdict of one row of :func:`compare_pools` as plain text that names its evidence
-    (estimates or bounds, seeds, images); ``data_label`` names the data, ``method`` the training
+def comparison_sentence(row, *, data_label: str, method: str, attack: str) -> str:
+    """The verdict of one row of :func:`compare_pools` (or :func:`sequential_comparison`) as plain text
+    that names its evidence (estimates or bounds, seeds, images, the level of its intervals and, for a
+    sequential study, the look it stopped at); ``data_label`` names the data, ``method`` the training
     method as the reader should read it (e.g. "adversarial (PGD)")."""
     a, b = row["a"], row["b"]
     name = {p: _POOL_NAMES.get(p, f"{p} pooling") for p in (a, b)}
-    head = f"On {data_label}, {method} training ({attack}, {images} test images)"
+    level = f"{100 * row['level']:.4g}%"
+    stopped = (f", look {row['look']} of {row['looks']} of the sequential rule" if "looks" in row else "")
+    head = f"On {data_label}, {method} training ({attack}, {row['n']} test images per model{stopped})"
 
     def side(p):
         masked = f", {row[f'{p}_masked']} masked" if row[f"{p}_masked"] else ""
         return (f"{name[p]} {100 * row[f'{p}_mean']:.1f}% [{100 * row[f'{p}_lo']:.1f}, {100 * row[f'{p}_hi']:.1f}] "
                 f"over {row[f'{p}_seeds']} seeds{masked}")
 
-    measured = f"{side(a)}; {side(b)} (95% intervals over seeds and test images)"
+    measured = f"{side(a)}; {side(b)} ({level} intervals over seeds and test images)"
     if row["evidence"] == "estimates":
         if not row["winner"]:
             return f"{head}: {row['verdict']}. Measured: {measured}."
         verdict = ("no difference beyond the interval" if row["winner"] == "none"
                    else f"{name[row['winner']]} is more robust")
         return (f"{head}: {verdict}. {name[a].capitalize()} minus {name[b]}: {100 * row[f'{a}_minus_{b}']:+.1f} points, "
-                f"95% interval [{100 * row['ci_lo']:+.1f}, {100 * row['ci_hi']:+.1f}] over {row['seeds']} paired seeds "
+                f"{level} interval [{100 * row['ci_lo']:+.1f}, {100 * row['ci_hi']:+.1f}] over {row['seeds']} paired seeds "
                 f"and the test images. Evidence: estimates (every model passed the masking checks).")
     if row["evidence"] == "bounds":
         return (f"{head}: no verdict. Both poolings have models that failed a masking check, so both numbers are "
@@ -196,6 +206,41 @@ def comparison_sentence(row, *, data_label: str, method: str, attack: str, image
     return (f"{head}: no verdict. {why}, but its interval reaches into {name[estimate]}'s, so it may be as robust "
             f"as {name[estimate]} or far less; an attack that breaks the masked models further, or a training "
             f"recipe that leaves them unmasked, would decide it. Measured: {measured}.")
+
+
+def decided(comparison: pd.DataFrame) -> bool:
+    """Whether every row of a :func:`compare_pools` table has a winner (a difference, or a one-sided
+    verdict from bounds); "no difference" and "no verdict" are not decided."""
+    return bool(len(comparison)) and all(w in (a, b) for w, a, b in zip(comparison["winner"], comparison["a"],
+                                                                        comparison["b"]))
+
+
+def sequential_comparison(evaluate: Callable[[int], pd.DataFrame], looks: Sequence[int],
+                          compare: Callable[[pd.DataFrame, float], pd.DataFrame]
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A comparison decided in rounds of test images, stopping as soon as it is decided (pre-registered
+    in ``book/method.md``): at each of the K ``looks`` (increasing image counts, the last one the cap),
+    ``evaluate(n)`` gives the study's table on the first n test images and ``compare(table, alpha)`` its
+    verdicts at the Bonferroni-corrected level ``alpha`` = :data:`ALPHA` / K; the study stops at the
+    first look where :func:`decided` holds, else at the cap. Each look errs with probability at most
+    ALPHA / K, so the whole rule errs with probability at most ALPHA, however the looks fall.
+
+    Returns the table and the comparison of the last look taken (with columns ``look`` and ``looks``),
+    and the history: one row per look taken and comparison row (``look``, ``n``, ``winner``, ``verdict``).
+    Raises ValueError for looks that are empty, not increasing, or below 1.
+    """
+    looks = [int(n) for n in looks]
+    if not looks or looks[0] < 1 or any(b <= a for a, b in zip(looks, looks[1:])):
+        raise ValueError(f"looks must be increasing image counts >= 1, got {looks}")
+    alpha, history = ALPHA / len(looks), []
+    for look, n in enumerate(looks, start=1):
+        table = evaluate(n)
+        comparison = compare(table, alpha).assign(look=look, looks=len(looks))
+        history += [{"look": look, "n": n, **{k: r[k] for k in ("winner", "verdict")}}
+                    for r in comparison.to_dict("records")]
+        if decided(comparison):
+            break
+    return table, comparison, pd.DataFrame(history)
 
 
 def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:

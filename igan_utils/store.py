@@ -6,6 +6,10 @@ Layout under the store root (``root``, else ``$IGAN_STORE_DIR``, else ``<project
     <kind>/<key>.meta.json                  sidecar: config, versions, seconds, sha256 of the artifact
     <kind>/<key>.partial.pt                 periodic state of an unfinished job (resumable)
     <kind>/<key>.lock                       held while the artifact is being made
+    ledger.jsonl                            one line per request: kind, made or reused, seconds, work
+
+The ledger is the workload record of ``benchmarks/book.py``: every :meth:`Store.get_or_create` appends
+whether it made the artifact or reused a stored one, with the chapter named by ``$IGAN_LEDGER_TAG``.
 
 Every file is written to a temporary name and renamed, and the sidecar is written last, so an
 artifact counts as finished only when its sidecar exists and its checksum matches. A truncated,
@@ -36,6 +40,8 @@ from filelock import FileLock
 from .runtime import library_versions, resolve_dir
 
 STORE_ENV_VAR = "IGAN_STORE_DIR"
+LEDGER_TAG_ENV_VAR = "IGAN_LEDGER_TAG"  # names the work in the ledger (benchmarks/book.py sets the chapter)
+LEDGER = "ledger.jsonl"
 FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # The one table of artifact versions: bump a kind's number when the meaning of what it stores changes,
 # so that its old artifacts are rebuilt, and only those. Kinds not listed are at version 1.
@@ -237,28 +243,62 @@ class Store:
         atomic_write_bytes(sidecar, json.dumps(meta, indent=1, default=str).encode())
 
     def get_or_create(self, kind: str, config: dict, create: Callable[..., T], fmt: str = "torch",
-                      *, resumable: bool = False) -> T:
+                      *, resumable: bool = False, work: Callable[[T], dict] | None = None,
+                      about: dict | None = None) -> T:
         """The stored artifact for (kind, config), made by ``create`` and stored if needed.
 
         ``create()`` takes no argument, or a :class:`Checkpoint` when ``resumable`` is true, so that
         long jobs can save their state periodically and resume after a crash. A file lock makes a
         second process wait and then reuse the first one's result. A corrupt artifact is reported
-        as a warning and rebuilt.
+        as a warning and rebuilt. Each call appends a line to the ledger (:meth:`note`) with the fields
+        of ``about`` (e.g. the model); ``work`` turns a made artifact into the fields that describe its
+        work (e.g. images attacked).
         """
         artifact, _, lock, partial = self._paths(kind, config, fmt)
+        about = {"kind": kind, "key": artifact.name.split(".")[0], **(about or {})}
         found = self._try_load(kind, config, fmt)
         if found is not _MISSING:
+            self.note(**about, made=False)
             return found
         with FileLock(str(lock)):
             found = self._try_load(kind, config, fmt)  # another process may have made it meanwhile
             if found is not _MISSING:
+                self.note(**about, made=False)
                 return found
             start = time.perf_counter()
             obj = create(Checkpoint(partial)) if resumable else create()
-            self.save(kind, config, obj, fmt, seconds=time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.save(kind, config, obj, fmt, seconds=seconds)
             partial.unlink(missing_ok=True)
             # Return what a later run will load, so both see identical objects.
-            return _decode(artifact.read_bytes(), fmt, artifact)
+            made = _decode(artifact.read_bytes(), fmt, artifact)
+            self.note(**about, made=True, seconds=round(seconds, 3), **(work(made) if work else {}))
+            return made
+
+    def note(self, **fields: Any) -> None:
+        """Append one line to the ledger (``ledger.jsonl`` in the root): ``fields`` with the time, the
+        process and ``$IGAN_LEDGER_TAG``. Lines are single ``write`` calls in append mode, so processes
+        that share the store do not interleave them."""
+        line = json.dumps({"time": round(time.time(), 3), "tag": os.environ.get(LEDGER_TAG_ENV_VAR, ""),
+                           "pid": os.getpid(), **fields}, default=str) + "\n"
+        try:
+            with open(self.root / LEDGER, "a") as handle:
+                handle.write(line)
+        except OSError as error:  # a full disk must not stop the work the ledger only records
+            warnings.warn(f"cannot write the store's ledger ({error})", stacklevel=3)
+
+    def ledger(self) -> pd.DataFrame:
+        """The ledger as a table, one row per request (empty when nothing was requested yet)."""
+        path = self.root / LEDGER
+        if not path.exists():
+            return pd.DataFrame(columns=["time", "tag", "pid", "kind", "made"])
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line of a process killed while writing it
+                continue
+        return pd.DataFrame(rows)
 
     def _try_load(self, kind: str, config: dict, fmt: str) -> Any:
         try:

@@ -1,6 +1,7 @@
 """The robustness study of chapters 5 and 6: every model of datasets × poolings × seeds, each one
 point of ``notebooks/robustness_point.ipynb`` run by the sweep runner (``igan_utils.sweep``) on Dask.
-The verdicts drawn from its table are in ``igan_utils.stats``."""
+The verdicts drawn from its table are in ``igan_utils.stats``; chapter 5's pooling verdict is drawn in
+rounds of test images that stop when it is decided (:func:`pooling_study`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def robustness_study(params, name: str, pools: Sequence[str], *, seeds: Sequence
     grid = {"dataset": list(params.datasets), "pool": list(pools),
             "seed": list(seeds if seeds is not None else params.sweep_seeds),
             **{axis: list(values) for axis, values in (grid or {}).items()}}
-    fixed = {"profile": params.profile, **{key: params[key] for key in shared if params[key] is not None},
+    fixed = {"profile": params.profile, **{key: params[key] for key in shared if params.get(key) is not None},
              **(fixed or {})}
     fixed = {key: value for key, value in fixed.items() if key not in grid}  # a grid axis varies it
     key = config_key("sweep", {"grid": grid, "fixed": fixed, "versions": KEY_VERSIONS})
@@ -54,8 +55,47 @@ def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
     per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result."""
     table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds,
                                      grid={"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
-                                     fixed={"eval_size": params.recipe_size})
+                                     fixed={"eval_size": params.recipe_size, "methods": ["adversarial"]})
     if len(table):
         table = table[table["method"] != "natural"].reset_index(drop=True)
         table = table.assign(gap=table["acc_after_pgd"] - table["robust_acc"])
     return table, result
+
+
+def looks_for(params) -> list[int]:
+    """The image counts at which the pooling verdict is looked at: ``interim_looks`` below ``eval_size``,
+    then ``eval_size`` (the cap)."""
+    return sorted({n for n in params.interim_looks if n < params.eval_size}) + [params.eval_size]
+
+
+def pooling_study(params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[sweep.SweepResult]]:
+    """Chapter 5's study: average against max pooling (of ``params.pools``), for natural and
+    for adversarial training separately: natural models on ``eval_size`` test images at once, the
+    adversarial comparison by :func:`stats.sequential_comparison` over :func:`looks_for` (the first n
+    test images at each look; a later look reuses every image an earlier one attacked,
+    ``evaluation.CHUNK``).
+
+    Returns the study's table (both training methods, each at the look where it stopped), the
+    comparison (one row per dataset and method, with ``look`` and ``looks``), the history of the looks
+    (with ``methods``) and the sweeps' results (for their failures and times)."""
+    from . import stats
+
+    runs, tables, comparisons, histories = [], [], [], []
+    # Natural models fall to the PGD screen within a few steps: attacking all their images at once costs
+    # little, so only the adversarial comparison, where the attacks' cost lies, is looked at in rounds.
+    for method, looks in (("natural", [params.eval_size]), ("adversarial", looks_for(params))):
+        def evaluate(n, method=method):
+            table, result = robustness_study(params, "pooling", params.pools,
+                                             fixed={"eval_size": n, "methods": [method]})
+            runs.append(result)
+            return table
+
+        def compare(table, alpha):
+            return stats.compare_pools(table, ["data_label", "method"], resamples=params.bootstrap, alpha=alpha)
+
+        table, comparison, history = stats.sequential_comparison(evaluate, looks, compare)
+        tables.append(table)
+        comparisons.append(comparison)
+        histories.append(history.assign(methods=method))
+    return (pd.concat(tables, ignore_index=True), pd.concat(comparisons, ignore_index=True),
+            pd.concat(histories, ignore_index=True), runs)

@@ -219,7 +219,11 @@ def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = No
                                           progress=progress)
         return {"state_dict": model.state_dict(), "history": history}
 
-    stored = store.get_or_create("classifier", key, create, resumable=True)
+    # per image and epoch: one forward+backward pass, plus one per attack step of adversarial training
+    passes = 1 + {"natural": 0, "fgsm": 1}.get(config.method, config.steps)
+    stored = store.get_or_create("classifier", key, create, resumable=True, about={"model": config.label},
+                                 work=lambda _: {"epochs": config.epochs, "images": len(train),
+                                                 "passes_per_image": passes})
     device = device or default_device()
     model = models.build(config.arch, config.pool)
     models.load_state(model, stored["state_dict"], f"classifier artifact of {config.label}")

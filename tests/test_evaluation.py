@@ -190,3 +190,19 @@ def test_pgd_trace_records_every_iterate():
     assert run.losses.shape == run.fooled.shape == (2 * 8, 5)
     with pytest.raises(ValueError, match="trace .* early_exit=False"):
         attacks.pgd(model, x, y, 0.1, steps=7, trace=True, early_exit=True)
+
+
+def test_a_prefix_of_the_images_is_answered_exactly_from_the_store(natural_model, test_batch, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "CHUNK", 20)
+    x, y = (t[:60] for t in test_batch)
+    trained, store = training.TrainedModel(natural_model, CONFIG, [], 0.0), Store(tmp_path)
+    whole = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
+    assert 0 < whole.accuracy < whole.after["clean"]  # some images break, some survive: a real test
+    first = evaluation.stored_worst_case(trained, x[:40], y[:40], eps=0.05, ensemble=SMALL, store=store)
+    more = evaluation.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
+    # an image's result does not depend on how many images were asked for
+    assert torch.equal(first.broken_by, whole.broken_by[:40]) and torch.equal(more.broken_by, whole.broken_by)
+    assert more.after == whole.after and more.flags == whole.flags
+    made = store.ledger().query("kind == 'worst_case'")["made"].tolist()
+    assert made == [True, True, False, False, True]  # the second request attacked only the last chunk
+    assert sum(store.ledger().query("made")["attacked"].map(lambda a: a["pgd"])) == int(whole.clean.sum())

@@ -45,14 +45,14 @@ def test_one_masked_side_gives_a_one_sided_verdict_only_below_the_other_interval
     assert row["evidence"] == "bound on avg" and row["winner"] == "max"
     assert row["at_least"] == pytest.approx(row["max_lo"] - row["avg_hi"]) and row["at_least"] > 0.3
     assert row["verdict"].startswith("max higher by at least")
-    sentence = stats.comparison_sentence(row, data_label="MNIST-10k", method="adversarial (PGD)", attack="AA", images=500)
+    sentence = stats.comparison_sentence(row, data_label="MNIST-10k", method="adversarial (PGD)", attack="AA")
     assert "max pooling is more robust than average pooling by at least" in sentence
     assert "upper bound" in sentence and "4 of its 5 models failed a masking check" in sentence
-    assert "500 test images" in sentence and "**" not in sentence
+    assert "500 test images per model" in sentence and "95% intervals" in sentence and "**" not in sentence
     # a masked side whose bound reaches into the other side's interval: no verdict, and why
     close = _compare(_study([_images(0.84, 500, rng) for _ in range(5)], high, masked_avg=(True,) * 5))
     assert close["winner"] == "" and close["verdict"].startswith("no verdict: avg's upper bound reaches")
-    text = stats.comparison_sentence(close, data_label="d", method="t", attack="AA", images=500)
+    text = stats.comparison_sentence(close, data_label="d", method="t", attack="AA")
     assert "no verdict" in text and "would decide it" in text
     # the masked side can be max pooling too: the verdict then goes to average pooling
     flipped = _compare(_study(high, low, masked_max=(True,) * 5))
@@ -89,7 +89,7 @@ def test_a_stronger_attack_on_the_masked_side_only_makes_the_verdict_more_certai
 def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
     both = _compare(_study(["r" * 50] * 3, ["x" * 50] * 3, masked_avg=(True,) * 3, masked_max=(True, False, False)))
     assert both["evidence"] == "bounds" and both["winner"] == "" and "both" in both["verdict"]
-    assert "only upper bounds" in stats.comparison_sentence(both, data_label="d", method="t", attack="AA", images=50)
+    assert "only upper bounds" in stats.comparison_sentence(both, data_label="d", method="t", attack="AA")
     two = _compare(_study(["r" * 50] * 2, ["x" * 50] * 2))
     assert two["winner"] == "" and two["verdict"] == "no verdict: 2 avg/max seed pairs, a verdict needs 3"
     masked_two = _compare(_study(["x" * 50] * 2, ["r" * 50] * 2, masked_avg=(True, True)))
@@ -100,6 +100,61 @@ def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
     natural = _study(["r" * 30] * 3, ["x" * 30] * 3)
     natural["masked"] = np.nan  # natural training is not checked: its numbers are estimates
     assert _compare(natural)["evidence"] == "estimates"
+
+
+def _looks(tables: dict, looks):
+    """stats.sequential_comparison over constructed tables: ``tables[n]`` is the study on n images."""
+    asked = []
+
+    def evaluate(n):
+        asked.append(n)
+        return tables[n]
+
+    found = stats.sequential_comparison(evaluate, looks, lambda t, alpha: stats.compare_pools(
+        t, ["data_label", "method"], resamples=500, alpha=alpha))
+    return (*found, asked)
+
+
+def test_a_clear_difference_stops_at_the_first_look():
+    rng = np.random.default_rng(5)
+    full = _study([_images(0.45, 1000, rng) for _ in range(5)], [_images(0.85, 1000, rng) for _ in range(5)],
+                  masked_avg=(True,) * 5)
+    prefix = lambda n: full.assign(robust_images=full["robust_images"].str[:n])  # noqa: E731
+    table, comparison, history, asked = _looks({200: prefix(200), 1000: full}, [200, 1000])
+    assert asked == [200] and len(history) == 1 and comparison["winner"].iloc[0] == "max"
+    row = comparison.iloc[0]
+    assert row["level"] == pytest.approx(0.975) and row["n"] == 200 and (row["look"], row["looks"]) == (1, 2)
+    text = stats.comparison_sentence(row, data_label="d", method="adversarial (PGD)", attack="AA")
+    assert "200 test images per model, look 1 of 2" in text and "97.5% intervals" in text
+
+
+def test_a_tie_runs_to_the_cap_at_the_corrected_level():
+    rng = np.random.default_rng(6)
+    full = _study([_images(0.7, 1000, rng) for _ in range(5)], [_images(0.7, 1000, rng) for _ in range(5)])
+    prefix = lambda n: full.assign(robust_images=full["robust_images"].str[:n])  # noqa: E731
+    table, comparison, history, asked = _looks({n: prefix(n) for n in (200, 500, 1000)}, [200, 500, 1000])
+    assert asked == [200, 500, 1000] and list(history["n"]) == [200, 500, 1000]
+    assert comparison["winner"].iloc[0] == "none" and comparison["n"].iloc[0] == 1000
+    assert comparison["level"].iloc[0] == pytest.approx(1 - 0.05 / 3)
+    # the corrected interval is wider than the uncorrected one on the same table
+    plain = stats.compare_pools(full, ["data_label", "method"], resamples=500).iloc[0]
+    assert comparison["ci_hi"].iloc[0] - comparison["ci_lo"].iloc[0] > plain["ci_hi"] - plain["ci_lo"]
+
+
+def test_an_undecided_first_look_goes_on_and_may_decide_later():
+    rng = np.random.default_rng(7)
+    # 3 seeds whose difference of 8 points is too small for 40 images but clear on 2,000
+    full = _study([_images(0.62, 2000, rng) for _ in range(3)], [_images(0.70, 2000, rng) for _ in range(3)])
+    prefix = lambda n: full.assign(robust_images=full["robust_images"].str[:n])  # noqa: E731
+    _, comparison, history, asked = _looks({40: prefix(40), 2000: full}, [40, 2000])
+    assert asked == [40, 2000] and list(history["winner"]) == ["none", "max"]
+    assert not stats.decided(comparison.assign(winner="none")) and stats.decided(comparison)
+
+
+def test_looks_must_increase():
+    for looks in ([], [0, 10], [200, 200], [500, 200]):
+        with pytest.raises(ValueError, match="looks must be increasing"):
+            stats.sequential_comparison(lambda n: None, looks, lambda t, a: None)
 
 
 def test_bootstrap_refuses_too_few_resamples():
