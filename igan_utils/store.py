@@ -46,10 +46,11 @@ FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # The one table of artifact versions: bump a kind's number when the meaning of what it stores changes,
 # so that its old artifacts are rebuilt, and only those. Kinds not listed are at version 1.
 # worst_case 3, masking_checks 5: PGD's restarts after an early exit had kept max-loss iterates.
+# worst_case 4: one artifact per chunk of evaluation.CHUNK images, with the images each attack ran on.
 # sweep 2: a study's points store the masking checks' numbers, not their verdict.
 # information_loss 2: the stored decoder errors are named decoder_mse / decoder_1_minus_ssim (IL is the
 # running-minimum bound computed from them, never stored).
-KEY_VERSIONS = {"worst_case": 3, "masking_checks": 5, "sweep": 2, "information_loss": 2}
+KEY_VERSIONS = {"worst_case": 4, "masking_checks": 5, "sweep": 2, "information_loss": 2}
 T = TypeVar("T")
 
 
