@@ -384,15 +384,13 @@ def stored_worst_case(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *
     and any later request for a prefix of these images, or for more, share the work exactly)."""
     check_trained(trained)
     _check_attack_inputs(trained.model, x, y, eps, ensemble)
-    model_key = {"model": trained.config.key(), "weights": weights_fingerprint(trained.model)}
     outcomes = []
     for part in _chunks(len(x), trained.config.label if progress else False):
         def compute(part=part):
             outcome = _chunk_outcome(trained.model, x[part], y[part], eps=eps, ensemble=ensemble, seed=seed)
             outcome.pop("adv")
             return outcome
-        key = {**model_key, "images": fingerprint(x[part], y[part]), "eps": eps,
-               "ensemble": dataclasses.asdict(ensemble), "seed": seed}
+        key = _cache_key(trained, x[part], y[part], eps=eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
         outcomes.append(store.get_or_create("worst_case", key, compute, fmt="json", work=lambda stored: {
             "attacked": stored["attacked"], "passes": passes_per_image(ensemble)}, about={"model": trained.config.label}))
     return _combined(outcomes, ensemble)

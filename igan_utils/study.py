@@ -56,8 +56,7 @@ def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
     table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds,
                                      grid={"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
                                      fixed={"eval_size": params.recipe_size, "methods": ["adversarial"]})
-    if len(table):
-        table = table[table["method"] != "natural"].reset_index(drop=True)
+    if len(table):  # adversarial points only: one row per adversarially trained model
         table = table.assign(gap=table["acc_after_pgd"] - table["robust_acc"])
     return table, result
 
