@@ -50,7 +50,7 @@ FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # sweep 2: a study's points store the masking checks' numbers, not their verdict.
 # information_loss 2: the stored decoder errors are named decoder_mse / decoder_1_minus_ssim (IL is the
 # running-minimum bound computed from them, never stored).
-KEY_VERSIONS = {"worst_case": 4, "masking_checks": 5, "sweep": 2, "information_loss": 2}
+KEY_VERSIONS = {"worst_case": 4, "masking_checks": 6, "sweep": 2, "information_loss": 2}
 T = TypeVar("T")
 
 

@@ -50,6 +50,25 @@ def test_a_plain_model_passes_every_check(natural_model, test_batch, tmp_path):
     assert checks["passed"].all(), checks[["accuracy", "baseline_accuracy", "detail"]]
 
 
+def test_square_alone_is_skipped_only_where_it_cannot_change_the_check(natural_model, test_batch, tmp_path):
+    x, y = (t[:60] for t in test_batch)
+    store = Store(tmp_path)
+    trained = training.TrainedModel(natural_model, CONFIG, [], 0.0)
+    chain = evaluation.stored_worst_case(trained, x, y, eps=0.3, ensemble=SMALL, store=store)
+    white = chain.robust_before(len(SMALL.order) - 1)
+    assert not (white & ~chain.robust).any()  # at ε = 0.3 the white-box attacks leave Square nothing
+    checks = evaluation.masking_checks(trained, x, y, eps=0.3, large_eps=0.5, ensemble=SMALL,
+                                       store=store).set_index("check")
+    row = checks.loc["black-box vs white-box"]
+    assert "not run" in row["detail"] and row["passed"]
+    made = store.ledger().query("kind == 'masking_checks'").iloc[-1]
+    assert "square" not in made["attacked"]  # Square alone did not attack
+    # what Square alone would have measured on the images the white-box attacks broke is no lower
+    broken = (chain.clean & ~white).nonzero().flatten()
+    alone = evaluation.worst_case(natural_model, x[broken], y[broken], eps=0.3, ensemble=SMALL.only("square"))
+    assert (alone.robust.sum() + chain.robust.sum()) / len(x) >= row["accuracy"] >= row["baseline_accuracy"]
+
+
 def test_the_worst_case_only_lowers_accuracy_and_every_example_is_valid(natural_model, test_batch):
     x, y = (t[:30] for t in test_batch)
     result = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
