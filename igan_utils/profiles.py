@@ -146,6 +146,8 @@ PARAMS: dict[str, Param] = {
     "family_pools": Param(str, "downsampling variants of the pooling-family study", is_list=True, choices=POOLS),
     "methods": Param(str, "which of a point's models it trains and evaluates", is_list=True,
                      choices=("natural", "adversarial")),
+    "information_loss": Param(bool, "measure the information each model loses at its downsampling layers "
+                              "(chapter 6 reads it; chapter 5 does not)"),
     "recipe_methods": Param(str, "adversarial-training methods of the recipe study", is_list=True,
                             choices=("pgd", "fgsm", "trades")),
     "recipe_epochs": Param(int, "adversarial-training epochs of the recipe study", is_list=True, minimum=1),
@@ -178,7 +180,7 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
                   "sweep_scheduler", "results_path"],
     "06_pooling_family": ["datasets", *[p for p in _COMMON if p not in ("seeds", "pools")], *_ATTACK, "decoder_steps",
                           "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
-    "robustness_point": ["dataset", "pool", "seed", "methods",
+    "robustness_point": ["dataset", "pool", "seed", "methods", "information_loss",
                          *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "decoder_steps", "results_path"],
     # Not a notebook: the budgets of the one-call diagnosis of a user's model (checkup.diagnose_model).
     # _COMMON and _ATTACK train and check the book's judge; the taps and ε are the call's own arguments.
@@ -194,7 +196,7 @@ _BASE = {
     "aa_attacks": ["apgd-ce", "apgd-t", "square"], "aa_iters": 100, "taps": None, "gan_lr": 2e-4, "gan_width": 32,
     "lambda_adv": 1.0, "lambda_cls": 1.0, "lambda_lat": 1.0, "lambda_rec": 0.0,
     "judges": ["independent", "self"], "sweep_workers": 2, "sweep_scheduler": None,
-    "recipe_methods": ["pgd", "trades"], "methods": ["natural", "adversarial"],
+    "recipe_methods": ["pgd", "trades"], "methods": ["natural", "adversarial"], "information_loss": True,
     "results_path": None,
 }
 

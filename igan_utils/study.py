@@ -55,7 +55,8 @@ def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
     per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result."""
     table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds,
                                      grid={"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
-                                     fixed={"eval_size": params.recipe_size, "methods": ["adversarial"]})
+                                     fixed={"eval_size": params.recipe_size, "methods": ["adversarial"],
+                                            "information_loss": False})
     if len(table):  # adversarial points only: one row per adversarially trained model
         table = table.assign(gap=table["acc_after_pgd"] - table["robust_acc"])
     return table, result
@@ -84,8 +85,9 @@ def pooling_study(params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, lis
     # little, so only the adversarial comparison, where the attacks' cost lies, is looked at in rounds.
     for method, looks in (("natural", [params.eval_size]), ("adversarial", looks_for(params))):
         def evaluate(n, method=method):
-            table, result = robustness_study(params, "pooling", params.pools,
-                                             fixed={"eval_size": n, "methods": [method]})
+            table, result = robustness_study(params, "pooling", params.pools,  # robustness only: chapter 6
+                                             fixed={"eval_size": n, "methods": [method],  # measures the loss
+                                                    "information_loss": False})
             runs.append(result)
             return table
 

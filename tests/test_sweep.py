@@ -95,3 +95,25 @@ def test_a_study_judges_masked_on_read_so_a_changed_rule_needs_no_rerun(tmp_path
     assert again["masked"].tolist() == [False] and folders[0] == folders[1]  # same points, today's rule
     assert folders[0].parent == tmp_path / "sweeps" and folders[0].name.startswith("pooling-")
     assert table["data_label"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
+
+
+def test_only_chapter_6_points_measure_the_information_loss(tmp_path, monkeypatch):
+    # chapter 5 reads robust accuracies only: its points (every look, the recipe study) skip the decoders
+    from igan_utils import profiles
+
+    monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
+    asked = []
+
+    def fake_sweep(notebook, grid, out, **kwargs):
+        asked.append(kwargs["parameters"].get("information_loss", profiles.PROFILES["smoke"]["information_loss"]))
+        return sweep.SweepResult(pd.DataFrame({"dataset": []}))
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    monkeypatch.setattr("igan_utils.stats.sequential_comparison",
+                        lambda evaluate, looks, compare: (evaluate(looks[0]), pd.DataFrame(), pd.DataFrame()))
+    chapter5 = profiles.resolve("05_sweeps", "smoke")
+    study.pooling_study(chapter5)
+    study.recipe_study(chapter5)
+    assert asked == [False, False, False]  # natural, adversarial, recipes
+    study.robustness_study(profiles.resolve("06_pooling_family", "smoke"), "family", ["max"])
+    assert asked[-1] is True
