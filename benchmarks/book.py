@@ -6,7 +6,10 @@ compute floor (forward+gradient equivalents × the pass time measured in this ru
 the chapters run a second time on the filled store (everything reused).
 
 The floor counts attacks and classifier training only (interpreters, decoders and kernel starts are
-not in it), so a chapter whose time goes elsewhere shows a ratio far above 1.
+not in it), so a chapter whose time goes elsewhere shows a ratio far above 1. Its passes are nominal:
+Square's queries × images, though Square stops at an image's first success, so a floor with much Square
+in it overstates the work (a ratio below 1). The column "seconds made, by kind" is exact: the time spent
+inside each kind of artifact the chapter made.
 
 Usage: IGAN_DATA_DIR=... python benchmarks/book.py --profile quick [--store DIR] [--cached]
 """
@@ -19,6 +22,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -29,9 +33,9 @@ from igan_utils.store import STORE_ENV_VAR, Store
 BATCH = 250  # images per pass of the pass-time measurement
 
 
-def pass_seconds(repeats: int = 30) -> tuple[float, float]:
-    """Median seconds of one forward+input-gradient pass and of one forward pass of the MNIST CNN on
-    :data:`BATCH` images, on this process's torch threads."""
+def mnist_passes() -> tuple[Callable[[], None], Callable[[], None]]:
+    """Two functions: one forward+input-gradient pass and one forward pass of the MNIST CNN (max
+    pooling, untrained) on :data:`BATCH` random images, on this process's torch threads."""
     model = models.build("small_cnn", "max").eval()
     x = torch.rand(BATCH, 1, 28, 28)
     y = torch.randint(0, 10, (BATCH,))
@@ -44,8 +48,13 @@ def pass_seconds(repeats: int = 30) -> tuple[float, float]:
         with torch.no_grad():
             model(x)
 
+    return both, forward
+
+
+def pass_seconds(repeats: int = 30) -> tuple[float, float]:
+    """Median seconds of one forward+input-gradient pass and of one forward pass (:func:`mnist_passes`)."""
     found = []
-    for run in (both, forward):
+    for run in mnist_passes():
         run()  # warm up
         times = []
         for _ in range(repeats):
@@ -58,7 +67,8 @@ def pass_seconds(repeats: int = 30) -> tuple[float, float]:
 
 def ledger_table(ledger: pd.DataFrame, seconds: dict[str, float], pass_time: float, forward_time: float) -> pd.DataFrame:
     """One row per chapter: models trained (new / reused), worst-case chunks (new / reused), images ×
-    passes per attack, forward+gradient equivalents, seconds, and seconds ÷ floor."""
+    passes per attack, the seconds spent making each kind of artifact, forward+gradient equivalents,
+    seconds, and seconds ÷ floor."""
     rows = []
     for tag, wall in seconds.items():
         part = ledger[ledger["tag"] == tag]
@@ -82,6 +92,10 @@ def ledger_table(ledger: pd.DataFrame, seconds: dict[str, float], pass_time: flo
                 work["training"] = work.get("training", 0) + passes
                 equivalents += passes
         row["image-passes"] = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in work.items()) or "-"
+        # where the seconds went: inside each kind of artifact made, summed over the processes (a sweep's
+        # workers overlap, so the sum can exceed the wall time; the rest is kernels, imports, plots)
+        made_seconds = made.groupby("kind")["seconds"].sum().sort_values(ascending=False)
+        row["seconds made, by kind"] = ", ".join(f"{k} {v:.0f}" for k, v in made_seconds.items()) or "-"
         row["fwd+grad equivalents (M images)"] = round(equivalents / 1e6, 2)
         floor = equivalents / BATCH * pass_time
         row["floor s"] = round(floor)
