@@ -252,7 +252,14 @@ def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
 def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
     """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
     panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...). Bars of
-    taps whose interpretations of x′ are unfaithful (column ``faithful`` False) are hatched and pale."""
+    taps whose interpretations of x′ are unfaithful (column ``faithful`` False) are hatched and pale.
+    An empty table (no image was broken) gives one panel that says so."""
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        ax.text(0.5, 0.5, f"{title}\nno adversarial examples, so there is no {value} to show".strip(),
+                ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     judges = list(dict.fromkeys(table["judge"]))
     groups = list(dict.fromkeys(table[hue]))
     fig, axes = plt.subplots(1, len(judges), figsize=(5.5 * len(judges), 3.4), squeeze=False, sharey=True)

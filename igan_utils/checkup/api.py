@@ -114,16 +114,8 @@ class Diagnosis:
         return self.summary()
 
     def plot_vulnerability(self, value: str = "V") -> matplotlib.figure.Figure:
-        """V (or ``first_flip``) per tap with 95% intervals, one panel per judge; where no image was broken
-        (``diagnose_model`` warned: the table has no rows), one panel that says so."""
-        if self.vulnerability.empty:
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(5.5, 3.4))
-            ax.text(0.5, 0.5, f"{self.model_name}: no adversarial examples at ε = {self.settings['eps']:.4g},\n"
-                    "so there is no V to show", ha="center", va="center")
-            ax.set_axis_off()
-            return fig
+        """V (or ``first_flip``) per tap with 95% intervals, one panel per judge (one that says so when
+        no image was broken)."""
         return plots.vulnerability(self.vulnerability.assign(model=self.model_name), value=value, hue="model",
                                    title=f"{self.model_name}, ε = {self.settings['eps']:.4g}")
 
