@@ -64,6 +64,7 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     images, labels = data.load_splits("mnist", download=False).train.tensors()
+    torch.manual_seed(0)  # the initial weights too, so that a run is repeatable
     model = train(ResidualCNN(), images, labels, epochs=args.epochs)
     torch.save(model.state_dict(), args.weights)
     print(f"saved {args.weights}")

@@ -323,11 +323,13 @@ TABLE_COLUMNS = ("judge", "tap", "depth", "n", "R", "V", "V_lo", "V_hi", "first_
 def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
                         x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
                         taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0,
-                        attack: Ensemble | str | None = None) -> pd.DataFrame:
+                        attack: Ensemble | str | Attacked | None = None) -> pd.DataFrame:
     """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
     intervals), the feature change and the fidelity of the interpretations of x′ at the tap; ``n`` is
     the number of successful attacks used, ``attack`` how x′ was found and ``made_by`` which attack
-    made how many (:func:`successful_attacks`; ``attack`` None: :func:`default_attack`).
+    made how many (:func:`successful_attacks`; ``attack`` None: :func:`default_attack`). ``attack`` may
+    also be the :class:`Attacked` of an earlier :func:`successful_attacks` call on the same ``x``, ``y``:
+    then nothing is attacked again (several tables of one model, e.g. two sets of interpreters).
 
     ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order).
     Raises ValueError naming taps without interpreters, or for fewer than ``checks.MIN_RESAMPLES``
@@ -340,7 +342,8 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     if missing:
         raise ValueError(f"taps without interpreters: {', '.join(missing)}; train them first "
                          f"(interpretgan.interpreters_for)")
-    found = successful_attacks(model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed, attack=attack)
+    found = attack if isinstance(attack, Attacked) else successful_attacks(
+        model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed, attack=attack)
     if len(found.x_adv) == 0:
         warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g} "
                       f"({found.attack}): nothing to diagnose, the table has no rows", stacklevel=2)

@@ -178,6 +178,25 @@ def test_x_adv_comes_from_the_ensemble_and_names_its_attacks(natural_model, inte
         diagnosis.successful_attacks(natural_model, x[:4], y[:4], eps=0.3, steps=2, step_size=0.01, attack="fgsm")
 
 
+def test_a_table_from_earlier_attacks_attacks_nothing_again(natural_model, interpreters, test_batch, monkeypatch):
+    x, y = test_batch
+    budget = {"eps": 0.3, "steps": 3, "step_size": 0.1, "bootstrap": 50}
+    attacked = diagnosis.successful_attacks(natural_model, x[:30], y[:30], attack="pgd", **{
+        k: v for k, v in budget.items() if k != "bootstrap"})
+    fresh = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
+                                          attack="pgd", **budget)
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("attacked again")
+
+    monkeypatch.setattr(diagnosis, "pgd", no_attack)
+    monkeypatch.setattr(diagnosis, "worst_case", no_attack)
+    reused = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
+                                           attack=attacked, **budget)
+    pd.testing.assert_frame_equal(reused, fresh)
+    assert (reused["n"] == len(attacked.x_adv)).all() and (reused["attacked"] == 30).all()
+
+
 def test_mixed_interpreters_train_on_adversarial_twins_and_have_their_own_key(natural_model, mnist, tmp_path):
     store = Store(tmp_path)
     clean = GanConfig(steps=4, batch_size=8)

@@ -237,14 +237,15 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
                                               progress=progress)
         attack = _attack_settings(P, dataset, eps)
         ensemble = diagnosis.default_attack(attack["steps"], attack["step_size"], P)
+        attacked = diagnosis.successful_attacks(model, x, y, seed=seed, attack=ensemble, **attack)
         table = diagnosis.vulnerability_table(model, found, judges, x, y, taps=taps, bootstrap=P.bootstrap,
-                                              seed=seed, attack=ensemble, **attack)
+                                              seed=seed, attack=attacked, **attack)
         info = diagnosis.information_loss(model, taps, train, test.take(slice(0, P.eval_size)), steps=P.decoder_steps,
                                           store=store, seed=seed, progress=progress)
         merged = table.merge(info, on="tap")
         correlation = stats.tap_correlations(merged, ["judge"])
         quality = pd.DataFrame(interpretgan.quality(model, found, x[:min(len(x), 256)]))
-        examples = _examples(model, found, judges, x, y, dict(attack, attack=ensemble), seed)
+        examples = _examples(model, found, judges, attacked)
         clean_correct = int((attacks.predict(model, x) == y).sum())
     settings = {"eps": eps, "attack": f"{ensemble.name} (PGD step {attack['step_size']:.4g}), first success per image",
                 "made_by": table["made_by"].iloc[0] if len(table) else "none", "attacked": len(x), "clean_correct": clean_correct,
@@ -285,9 +286,8 @@ def _attack_settings(P, dataset: str | None, eps: float) -> dict[str, Any]:
     return {"eps": eps, "steps": steps, "step_size": 2.5 * eps / steps}
 
 
-def _examples(model, found, judges, x, y, attack, seed, n: int = 6) -> dict[str, Any]:
-    x_ok, x_adv, y_ok, *_ = diagnosis.successful_attacks(model, x[:64], y[:64], seed=seed, **attack)
-    x_ok, x_adv, y_ok = x_ok[:n], x_adv[:n], y_ok[:n]
+def _examples(model, found, judges, attacked: diagnosis.Attacked, n: int = 6) -> dict[str, Any]:
+    x_ok, x_adv, y_ok = attacked.x[:n], attacked.x_adv[:n], attacked.y[:n]  # the table's first n x′
     judge_name, judge = next(iter(judges.items()))
     interpretations = interpretgan.interpret(model, found, x_adv) if len(x_adv) else {t: x_adv for t in found}
     columns = [x_ok, x_adv, *interpretations.values()]
