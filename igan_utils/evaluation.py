@@ -447,31 +447,36 @@ def robustness_curve(models: list[TrainedModel], x: torch.Tensor, y: torch.Tenso
 
 
 def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, eps: float, large_eps: float,
-                   ensemble: Ensemble, store: Store, seed: int = 0) -> pd.DataFrame:
+                   ensemble: Ensemble, store: Store, seed: int = 0, check_size: int | None = None) -> pd.DataFrame:
     """Can the gradients of ``trained`` be trusted? One row per check (thresholds pre-registered in
-    ``book/method.md``):
+    ``book/method.md``). The checks read from the ensemble's run on all N images (shared exactly with
+    :func:`robust_table` on the same images) use every one of them, at no extra attack; the two that
+    need attacks of their own run on the first ``check_size``:
 
-    - **black-box vs white-box**: Square alone must not end below the white-box attacks (PGD, APGD-CE,
-      APGD-T, FAB-T as far as ``ensemble`` has them; Square must be its last attack). It tries only the
-      images they broke, and is not run where Square after them in the chain broke none: alone it then
-      cannot end below them, and the row shows the chain's accuracy, a lower bound of its own;
-    - **AutoAttack vs PGD**: AutoAttack's white-box attacks may land at most :data:`MAX_BELOW_PGD`
+    - **black-box vs white-box** (first ``check_size``): Square alone must not end below the white-box
+      attacks (PGD, APGD-CE, APGD-T, FAB-T as far as ``ensemble`` has them; Square must be its last
+      attack). It tries only the images they broke, and is not run where Square after them in the chain
+      broke none: alone it then cannot end below them, and the row shows the chain's accuracy, a lower
+      bound of its own;
+    - **AutoAttack vs PGD** (all N): AutoAttack's white-box attacks may land at most :data:`MAX_BELOW_PGD`
       below our PGD (needs the PGD screen in ``ensemble``), else PGD is stalling;
-    - **large ε**: APGD-CE at ``large_eps`` must leave at most :data:`MAX_ACC_AT_LARGE_EPS`;
-    - **AutoAttack's flags**: its own checks (zero gradients, randomness, probabilities instead of
-      logits, a dynamic model, Square succeeding after the white-box attacks) raise no warning.
+    - **large ε** (first ``check_size``): APGD-CE at ``large_eps`` must leave at most :data:`MAX_ACC_AT_LARGE_EPS`;
+    - **AutoAttack's flags** (all N, and the large-ε run): its own checks (zero gradients, randomness,
+      probabilities instead of logits, a dynamic model, Square succeeding after the white-box attacks)
+      raise no warning.
 
     Args:
         trained: a :class:`~igan_utils.training.TrainedModel` (for your own ``nn.Module``, run
             :func:`worst_case` directly).
-        x: images (N, C, H, W) in [0, 1]; the first ``check_size`` of those of :func:`robust_table` share
-            its run exactly (its chunks of :data:`CHUNK` images).
+        x: images (N, C, H, W) in [0, 1]: those of :func:`robust_table`, whose run the checks share
+            exactly (its chunks of :data:`CHUNK` images).
         y: labels (N,).
         eps: the L∞ radius of the threat model, in (0, 1].
         large_eps: the radius at which accuracy must have collapsed (e.g. 0.5 on MNIST).
         ensemble: an :class:`Ensemble` ending with ``"square"``.
         store: the artifact store (what the attacks measured is kept; thresholds apply on every read).
         seed: seed of the attacks (default 0).
+        check_size: images of Square alone and of the large-ε run, the first of ``x`` (default: all N).
 
     Returns:
         a DataFrame: the model's columns, ``check``, ``attack``, ``accuracy``, ``baseline_accuracy``,
@@ -490,6 +495,9 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
     check_ensemble(ensemble)
     if ensemble.order[-1] not in BLACK_BOX:
         raise ValueError("the masking checks need the black-box Square attack last in the ensemble")
+    if check_size is not None and check_size < 1:
+        raise ValueError(f"check_size must be at least 1, got {check_size}")
+    k = len(x) if check_size is None else min(check_size, len(x))
     white = ensemble.only(*ensemble.order[:-1])
     work = {"attacked": {}, "passes": passes_per_image(ensemble)}  # Square alone and APGD-CE at large ε
 
@@ -501,32 +509,35 @@ def masking_checks(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor, *, e
         # (every naturally trained model) it cannot end below them: the check is decided without it.
         chain = stored_worst_case(trained, x, y, eps=eps, ensemble=ensemble, store=store, seed=seed)
         white_robust = chain.robust_before(len(ensemble.order) - 1)
-        others = (chain.clean & ~white_robust).nonzero().flatten()
-        square_robust = chain.robust.clone()
-        added = int((white_robust & ~chain.robust).sum())
+        first_white, first_robust = white_robust[:k], chain.robust[:k]
+        others = (chain.clean[:k] & ~first_white).nonzero().flatten()
+        square_robust = first_robust.clone()
+        added = int((first_white & ~first_robust).sum())
         if added and len(others):
             square = worst_case(model, x[others], y[others], eps=eps, ensemble=ensemble.only("square"), seed=seed,
                                 progress=f"{label} Square alone")
             square_robust[others] = square.robust
             work["attacked"]["square"] = square.attacked["square"]
-        large = worst_case(model, x, y, eps=large_eps, ensemble=ensemble.only("apgd-ce"), seed=seed,
+        large = worst_case(model, x[:k], y[:k], eps=large_eps, ensemble=ensemble.only("apgd-ce"), seed=seed,
                            progress=f"{label} large eps")
         work["attacked"]["apgd-ce"] = large.attacked["apgd-ce"]
         messages = list(dict.fromkeys(chain.flags + large.flags))
-        white_acc, square_acc = _fraction(white_robust), _fraction(square_robust)
+        of = "" if k == len(x) else f" (first {k} of {len(x)} images)"
         alone = ("" if added else "; so Square alone was not run: its accuracy is at least the one shown, "
                  "the chain's")
-        rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", square_acc, white_acc,
-                 f"white-box: {white.name}; after them Square broke {added} more images{alone}")]
+        rows = [("black-box vs white-box", f"Square-{ensemble.square_queries} alone", _fraction(square_robust),
+                 _fraction(first_white), f"white-box: {white.name}; after them Square broke {added} more images{alone}{of}")]
         if "pgd" in chain.after:
-            rows.append(("AutoAttack vs PGD", white.name, white_acc, chain.after["pgd"],
+            rows.append(("AutoAttack vs PGD", white.name, _fraction(white_robust), chain.after["pgd"],
                          f"PGD alone {chain.after['pgd']:.3f}"))
-        rows.append(("large eps", f"APGD-CE at eps={large_eps:.3g}", large.accuracy, large.after["clean"], ""))
+        rows.append(("large eps", f"APGD-CE at eps={large_eps:.3g}", large.accuracy, large.after["clean"], of.strip()))
         rows.append(("AutoAttack's flags", "pyautoattack.checks", float(len(messages)), 0.0, " | ".join(messages)))
         return rows
 
-    # The store keeps what the attacks measured; the thresholds are applied here, on every read.
-    key = _cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble), seed=seed)
+    # The store keeps what the attacks measured; the thresholds are applied here, on every read. Checks
+    # whose attacks ran on all the images keep the key they always had.
+    key = _cache_key(trained, x, y, eps=eps, large_eps=large_eps, ensemble=dataclasses.asdict(ensemble), seed=seed,
+                     **({} if k == len(x) else {"check_size": k}))
     rows = store.get_or_create("masking_checks", key, compute, fmt="json", work=lambda _: work,
                                about={"model": trained.config.label})
     rows = [(check, attack, accuracy, baseline, *_criterion(check, accuracy, baseline), detail)

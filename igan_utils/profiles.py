@@ -120,8 +120,8 @@ PARAMS: dict[str, Param] = {
     "aa_queries": Param(int, "queries of the black-box Square attack", minimum=1),
     "large_eps": Param(float, "radius at which accuracy must have collapsed (None: reference)",
                        optional=True, positive=True),
-    "check_size": Param(int, "test images of the ε curves and the masking checks (the first of those attacked)",
-                        minimum=1),
+    "check_size": Param(int, "test images of the ε curves and of the masking checks' own attacks "
+                        "(the first of those attacked)", minimum=1),
     "eps_grid": Param(float, "radii of the robust-accuracy curves (None: reference)", is_list=True,
                       optional=True, minimum=0),
     # InterpretGAN

@@ -47,10 +47,12 @@ FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # so that its old artifacts are rebuilt, and only those. Kinds not listed are at version 1.
 # worst_case 3, masking_checks 5: PGD's restarts after an early exit had kept max-loss iterates.
 # worst_case 4: one artifact per chunk of evaluation.CHUNK images, with the images each attack ran on.
+# masking_checks 6: Square alone is not run where Square after the white-box attacks broke no image.
 # sweep 2: a study's points store the masking checks' numbers, not their verdict.
+# sweep 3: a point's checks read from the ensemble's run use all its images, not the first check_size.
 # information_loss 2: the stored decoder errors are named decoder_mse / decoder_1_minus_ssim (IL is the
 # running-minimum bound computed from them, never stored).
-KEY_VERSIONS = {"worst_case": 4, "masking_checks": 6, "sweep": 2, "information_loss": 2}
+KEY_VERSIONS = {"worst_case": 4, "masking_checks": 6, "sweep": 3, "information_loss": 2}
 T = TypeVar("T")
 
 

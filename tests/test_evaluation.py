@@ -69,6 +69,36 @@ def test_square_alone_is_skipped_only_where_it_cannot_change_the_check(natural_m
     assert (alone.robust.sum() + chain.robust.sum()) / len(x) >= row["accuracy"] >= row["baseline_accuracy"]
 
 
+def test_checks_read_from_the_run_see_every_image_and_their_own_attacks_the_first_check_size(
+        natural_model, test_batch, tmp_path):
+    x, y = (t[:40] for t in test_batch)
+    store = Store(tmp_path)
+    trained = training.TrainedModel(natural_model, CONFIG, [], 0.0)
+    chain = evaluation.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
+    white = chain.robust_before(len(SMALL.order) - 1)
+    checks = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
+                                       check_size=20).set_index("check")
+    def share(flags):  # an exact fraction, as the checks compute it
+        return int(flags.sum()) / len(flags)
+
+    gap = checks.loc["AutoAttack vs PGD"]
+    assert gap["accuracy"] == share(white) and gap["baseline_accuracy"] == chain.after["pgd"]
+    assert share(white) != share(white[:20])  # the two image sets tell apart here
+    assert checks.loc["black-box vs white-box", "baseline_accuracy"] == share(white[:20])
+    assert checks.loc["large eps", "baseline_accuracy"] == share(chain.clean[:20])
+    assert "first 20 of 40 images" in checks.loc["large eps", "detail"]
+    made = store.ledger().query("kind == 'masking_checks' and made")
+    assert len(made) == 1 and made.iloc[0]["attacked"]["apgd-ce"] <= 20
+    # checks whose own attacks see every image keep the key they had before check_size existed
+    whole = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store)
+    again = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
+                                      check_size=40)
+    pd.testing.assert_frame_equal(whole, again)
+    assert len(store.ledger().query("kind == 'masking_checks' and made")) == 2
+    with pytest.raises(ValueError, match="check_size must be at least 1"):
+        evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store, check_size=0)
+
+
 def test_the_worst_case_only_lowers_accuracy_and_every_example_is_valid(natural_model, test_batch):
     x, y = (t[:30] for t in test_batch)
     result = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
