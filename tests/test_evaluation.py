@@ -78,6 +78,7 @@ def test_checks_read_from_the_run_see_every_image_and_their_own_attacks_the_firs
     white = chain.robust_before(len(SMALL.order) - 1)
     checks = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
                                        check_size=20).set_index("check")
+
     def share(flags):  # an exact fraction, as the checks compute it
         return int(flags.sum()) / len(flags)
 
