@@ -144,6 +144,55 @@ def robust_points(table: pd.DataFrame, *, value: str = "robust_acc", attack: str
     return fig
 
 
+def gap_by_epochs(recipes: pd.DataFrame, *, attack: str = "") -> plt.Figure:
+    """The recipe study's question as a picture: PGD alone − worst case (``gap``, in points) against
+    adversarial-training epochs (``adv_epochs``, log₂ axis), one panel per training method
+    (``adv_method``) and dataset (``data_label``, when there), one colour per ``pool``; each model a
+    point, hollow when ``masked`` (its gap is then a lower bound: its worst case is an upper bound), a
+    line through each pooling's mean per length, and a dashed line at the masking check's limit
+    (``evaluation.MAX_BELOW_PGD``)."""
+    from .evaluation import MAX_BELOW_PGD
+
+    datasets = list(dict.fromkeys(recipes["data_label"])) if "data_label" in recipes else [None]
+    methods = list(dict.fromkeys(recipes["adv_method"]))
+    lengths = sorted(set(recipes["adv_epochs"].astype(int)))
+    masked = recipes["masked"].fillna(False).astype(bool) if "masked" in recipes else pd.Series(False, index=recipes.index)
+    fig, axes = plt.subplots(len(datasets), len(methods), figsize=(4.4 * len(methods), 3.3 * len(datasets)),
+                             squeeze=False, sharey=True)
+    for row, ds in enumerate(datasets):
+        for ax, method in zip(axes[row], methods):
+            part = recipes[(recipes["adv_method"] == method) & ((recipes["data_label"] == ds) if ds else True)]
+            pools = list(dict.fromkeys(part["pool"]))
+            for j, pool in enumerate(pools):
+                rows = part[part["pool"] == pool]
+                hollow = masked.loc[rows.index].values
+                # pools side by side at each length, so that equal gaps of two poolings stay visible
+                x = rows["adv_epochs"].astype(float).values * 2 ** ((j - (len(pools) - 1) / 2) * 0.08)
+                gap = 100 * rows["gap"].values
+                color = POOL_COLORS.get(pool)
+                ax.scatter(x[~hollow], gap[~hollow], color=color, s=24, zorder=3,
+                           label=pool if (~hollow).any() else None)
+                ax.scatter(x[hollow], gap[hollow], facecolors="none", edgecolors=color, s=24, zorder=3,
+                           label=f"{pool} (masked)" if hollow.any() else None)
+                means = rows.assign(gap=100 * rows["gap"]).groupby("adv_epochs")["gap"].mean()
+                ax.plot(means.index.astype(float), means.values, color=color, lw=1.5, zorder=2)
+            ax.axhline(100 * MAX_BELOW_PGD, color="0.4", ls="--", lw=1, zorder=1)
+            ax.set_xscale("log", base=2)
+            ax.set_xlim(min(lengths) / 1.5, max(lengths) * 1.5)
+            ax.set_xticks(lengths, [str(e) for e in lengths])
+            ax.minorticks_off()
+            ax.set_ylim(bottom=0)  # the worst case includes the PGD screen, so the gap is never negative
+            ax.set_xlabel("adversarial-training epochs")
+            ax.set_title(f"{ds}: {method.upper()}" if ds else method.upper(), fontsize=10)
+            if pools:
+                ax.legend(fontsize=8)
+        axes[row, 0].set_ylabel("PGD alone − worst case (points)")
+    if attack:
+        fig.suptitle(f"worst case: {attack}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def information_vs_robustness(table: pd.DataFrame, measures: Sequence[str], *, value: str = "robust_acc",
                               labels: dict | None = None, attack: str = "") -> plt.Figure:
     """One point per model: each information-loss column of ``measures`` (one panel each) against

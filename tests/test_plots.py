@@ -32,3 +32,31 @@ def test_a_diagnosis_with_no_adversarial_example_plots_a_panel_that_says_so():
     fig = found.plot_vulnerability()
     assert "no adversarial examples" in fig.axes[0].texts[0].get_text()
     plt.close(fig)
+
+
+def test_the_gap_plot_has_a_panel_per_method_epochs_on_its_axis_and_hollow_masked_models():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame([{"adv_method": method, "adv_epochs": epochs, "pool": pool, "seed": s,
+                           "gap": 0.3 if masked else 0.02, "masked": masked}
+                          for method in ("pgd", "trades") for epochs in (4, 8, 16) for pool in ("max", "avg")
+                          for s in range(2) for masked in [method == "pgd" and pool == "avg" and epochs == 4]])
+    fig = plots.gap_by_epochs(table)
+    assert [ax.get_title() for ax in fig.axes] == ["PGD", "TRADES"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["4", "8", "16"]
+    pgd_legend = sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert pgd_legend == ["avg", "avg (masked)", "max"]  # avg at 8 and 16 epochs is not masked
+    hollow = [c for c in fig.axes[0].collections if c.get_label() == "avg (masked)"][0]
+    assert len(hollow.get_offsets()) == 2 and (hollow.get_facecolor()[:, 3] == 0).all()
+    assert sorted(t.get_text() for t in fig.axes[1].get_legend().get_texts()) == ["avg", "max"]
+    plt.close(fig)
+
+
+def test_the_gap_plot_has_a_row_of_panels_per_dataset():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame([{"data_label": ds, "adv_method": "pgd", "adv_epochs": e, "pool": "avg", "seed": 0,
+                           "gap": 0.02, "masked": False} for ds in ("MNIST-10k", "CIFAR-10") for e in (4, 8)])
+    fig = plots.gap_by_epochs(table)
+    assert [ax.get_title() for ax in fig.axes] == ["MNIST-10k: PGD", "CIFAR-10: PGD"]
+    plt.close(fig)

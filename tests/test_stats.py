@@ -227,14 +227,14 @@ def test_the_family_sentence_reads_the_interval_over_seeds(models, lo, hi, verdi
     assert verdict in text and "MNIST-10k" in text
 
 
-def _recipes(avg_masked: dict) -> pd.DataFrame:
+def _recipes(avg_masked: dict, epochs: int = 4) -> pd.DataFrame:
     """Two seeds per recipe and pooling; ``avg_masked``: recipe method → masked flags of its avg seeds."""
     rows = []
     for method, flags in avg_masked.items():
         for seed, masked in enumerate(flags):
-            rows.append({"adv_method": method, "adv_epochs": 4, "pool": "avg", "seed": seed, "masked": masked,
+            rows.append({"adv_method": method, "adv_epochs": epochs, "pool": "avg", "seed": seed, "masked": masked,
                          "robust_acc": 0.5 if masked else 0.8, "gap": 0.3 if masked else 0.02})
-            rows.append({"adv_method": method, "adv_epochs": 4, "pool": "max", "seed": seed, "masked": False,
+            rows.append({"adv_method": method, "adv_epochs": epochs, "pool": "max", "seed": seed, "masked": False,
                          "robust_acc": 0.83, "gap": 0.03})
     return pd.DataFrame(rows)
 
@@ -257,3 +257,19 @@ def test_the_recipe_sentence_says_when_masking_persists_or_is_only_partly_remove
     assert partly.startswith("Some average pooling models pass") and "one-sided" in partly
     one_seed = stats.recipe_summary(_recipes({"trades": [False]}))
     assert not stats.recipe_sentence(one_seed, images=200).startswith("Under")  # one seed decides nothing
+
+
+def test_the_recipe_sentence_says_whether_masking_shrinks_with_training_length():
+    def sentence(by_epochs: dict) -> str:
+        table = pd.concat([_recipes({"pgd": flags}, epochs=e) for e, flags in by_epochs.items()], ignore_index=True)
+        return stats.recipe_sentence(stats.recipe_summary(table), images=200)
+
+    shrinks = sentence({4: [True, True], 8: [False, True], 16: [False, False]})
+    assert ("Average pooling under PGD: 2 of 2 masked and a gap of at least 30.0 points at 4 epochs, 1 of 2 masked and "
+            "a gap of at least 16.0 points at 8 epochs, 0 of 2 masked and a gap of 2.0 points at 16 epochs; the masking "
+            "shrinks with PGD training.") in shrinks
+    assert shrinks.startswith("Under PGD × 16 epochs every average pooling model passes")
+    assert "persists with PGD training up to 16 epochs" in sentence({4: [True, True], 16: [True, True]})
+    assert "does not reduce the masking" in sentence({4: [False, True], 16: [True, False]})
+    assert "does not reduce" in sentence({4: [False, False], 8: [False, False]})  # nothing to shrink
+    assert "under PGD:" not in sentence({4: [True, True]})  # one length: no trend to tell
