@@ -47,16 +47,35 @@ def robustness_study(params, name: str, pools: Sequence[str], *, seeds: Sequence
     return (table.assign(masked=evaluation.masked_from_numbers(table)) if len(table) else table), result
 
 
+def recipes_of(params) -> list[tuple[str, int]]:
+    """The training recipes (``adv_method``, ``adv_epochs``) of the recipe study: every pair of
+    ``recipe_methods`` × ``recipe_epochs``, and the book's own recipe if that grid lacks it (its models
+    are the chapters' own, read from the store, so the study always shows what the book trains)."""
+    grid = [(method, epochs) for method in params.recipe_methods for epochs in params.recipe_epochs]
+    return grid + [(params.adv_method, params.adv_epochs)] * ((params.adv_method, params.adv_epochs) not in grid)
+
+
 def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
     """Is average pooling's gradient masking the pooling or the training recipe? The adversarially
-    trained models of ``pools`` × ``recipe_seeds`` × ``recipe_methods`` × ``recipe_epochs``, each
-    attacked on ``recipe_size`` test images with the chapter's ensemble and checked for masking
+    trained models of ``pools`` × ``recipe_seeds`` × :func:`recipes_of`, each attacked on
+    ``recipe_size`` test images with the chapter's ensemble and checked for masking
     (:func:`robustness_study` with ``adv_method`` and ``adv_epochs`` as grid axes). Returns one row
-    per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result."""
-    table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds,
-                                     grid={"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
-                                     fixed={"eval_size": params.recipe_size, "methods": ["adversarial"],
-                                            "information_loss": False})
+    per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result
+    (the book's recipe, when outside the grid, is a second sweep: its failures, skipped points and
+    seconds are added in)."""
+    grids = [{"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs}]
+    if params.adv_method not in params.recipe_methods or params.adv_epochs not in params.recipe_epochs:
+        grids.append({"adv_method": [params.adv_method], "adv_epochs": [params.adv_epochs]})
+    tables, results = [], []
+    for grid in grids:
+        table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds, grid=grid,
+                                         fixed={"eval_size": params.recipe_size, "methods": ["adversarial"],
+                                                "information_loss": False})
+        tables.append(table)
+        results.append(result)
+    table = pd.concat(tables, ignore_index=True)
+    result = sweep.SweepResult(table=table, failures=[f for r in results for f in r.failures],
+                               skipped=sum(r.skipped for r in results), seconds=sum(r.seconds for r in results))
     if len(table):  # adversarial points only: one row per adversarially trained model
         table = table.assign(gap=table["acc_after_pgd"] - table["robust_acc"])
     return table, result

@@ -117,3 +117,30 @@ def test_only_chapter_6_points_measure_the_information_loss(tmp_path, monkeypatc
     assert asked == [False, False, False]  # natural, adversarial, recipes
     study.robustness_study(profiles.resolve("06_pooling_family", "smoke"), "family", ["max"])
     assert asked[-1] is True
+
+
+def test_the_recipe_study_adds_the_book_s_own_recipe_when_its_grid_lacks_it(tmp_path, monkeypatch):
+    from igan_utils import evaluation, profiles
+
+    monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
+    grids = []
+
+    def fake_sweep(notebook, grid, out, **kwargs):
+        grids.append({axis: grid[axis] for axis in ("adv_method", "adv_epochs")})
+        rows = [{"dataset": "mnist", "adv_method": m, "adv_epochs": e, "acc_after_pgd": 0.9, "robust_acc": 0.8}
+                for m in grid["adv_method"] for e in grid["adv_epochs"]]
+        return sweep.SweepResult(pd.DataFrame(rows), failures=[{"point": len(grids)}], skipped=1, seconds=2.0)
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    monkeypatch.setattr(evaluation, "masked_from_numbers", lambda table: False)
+    outside = profiles.resolve("05_sweeps", "smoke", adv_epochs=2)  # the grid tries 1 epoch only
+    table, result = study.recipe_study(outside)
+    assert grids == [{"adv_method": ["pgd", "trades"], "adv_epochs": [1]}, {"adv_method": ["pgd"], "adv_epochs": [2]}]
+    assert study.recipes_of(outside) == [("pgd", 1), ("trades", 1), ("pgd", 2)]
+    assert list(zip(table["adv_method"], table["adv_epochs"])) == study.recipes_of(outside)
+    assert table["gap"].round(6).tolist() == [0.1] * 3
+    assert (result.skipped, result.seconds, result.failures) == (2, 4.0, [{"point": 1}, {"point": 2}])
+    grids.clear()
+    inside = profiles.resolve("05_sweeps", "smoke")  # 1 epoch of PGD: already in the grid
+    assert study.recipes_of(inside) == [("pgd", 1), ("trades", 1)]
+    assert len(study.recipe_study(inside)[0]) == 2 and len(grids) == 1

@@ -87,7 +87,7 @@ def test_bad_training_config(kw, message):
 def test_config_for_follows_the_profile():
     quick = profiles.resolve("01_classification", "quick")
     config = training.config_for(quick, "mnist", "avg", 1, adversarial=True)
-    assert (config.method, config.eps, config.epochs, config.pool, config.seed) == ("pgd", 0.3, 4, "avg", 1)
+    assert (config.method, config.eps, config.epochs, config.pool, config.seed) == ("pgd", 0.3, 8, "avg", 1)
     assert (config.steps, config.step_size) == (10, pytest.approx(0.4 / 10))  # reference path: 40 × 0.01
     paper = profiles.resolve("01_classification", "paper")
     config = training.config_for(paper, "cifar10", "max", 0, adversarial=True)
