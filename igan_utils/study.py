@@ -51,8 +51,10 @@ def recipes_of(params) -> list[tuple[str, int]]:
     """The training recipes (``adv_method``, ``adv_epochs``) of the recipe study: every pair of
     ``recipe_methods`` × ``recipe_epochs``, and the book's own recipe if that grid lacks it (its models
     are the chapters' own, read from the store, so the study always shows what the book trains)."""
-    grid = [(method, epochs) for method in params.recipe_methods for epochs in params.recipe_epochs]
-    return grid + [(params.adv_method, params.adv_epochs)] * ((params.adv_method, params.adv_epochs) not in grid)
+    recipes = [(method, epochs) for method in params.recipe_methods for epochs in params.recipe_epochs]
+    if (params.adv_method, params.adv_epochs) not in recipes:
+        recipes.append((params.adv_method, params.adv_epochs))
+    return recipes
 
 
 def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
@@ -63,9 +65,9 @@ def recipe_study(params) -> tuple[pd.DataFrame, sweep.SweepResult]:
     per adversarially trained model, with ``gap`` = PGD alone − the worst case, and the sweep's result
     (the book's recipe, when outside the grid, is a second sweep: its failures, skipped points and
     seconds are added in)."""
-    grids = [{"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs}]
-    if params.adv_method not in params.recipe_methods or params.adv_epochs not in params.recipe_epochs:
-        grids.append({"adv_method": [params.adv_method], "adv_epochs": [params.adv_epochs]})
+    book = recipes_of(params)[len(params.recipe_methods) * len(params.recipe_epochs):]  # [] or the book's
+    grids = [{"adv_method": params.recipe_methods, "adv_epochs": params.recipe_epochs},
+             *({"adv_method": [method], "adv_epochs": [epochs]} for method, epochs in book)]
     tables, results = [], []
     for grid in grids:
         table, result = robustness_study(params, "recipes", params.pools, seeds=params.recipe_seeds, grid=grid,
