@@ -5,12 +5,14 @@ Conventions: images ``x`` are float tensors in [0, 1] of shape (N, C, H, W); lab
 input only (no parameter gradients are accumulated). They run where the model is
 (``runtime.to_model``): inputs are moved to its device and dtype, and results come back on the device
 of ``x`` (adversarial images in ``x``'s dtype). The PGD step loop has no host–device
-synchronisation, and it works under CUDA autocast.
+synchronisation (on CUDA each one stalls the GPU until the host catches up), and it works under
+CUDA autocast.
 
 A PGD run tracks, per sample, the first iterate that fools the model, else the iterate of highest
 loss, over all steps and restarts (the logits of every step's forward pass are already at hand, so
-this costs no extra pass). With ``early_exit``, samples already fooled are dropped between chunks of
-``check_every`` steps and between restarts: the same result for less work.
+this costs no extra pass). With ``early_exit``, samples already fooled are dropped at the fixed
+fractions :data:`EARLY_EXIT_AT` of the steps and between restarts: the same result for less work,
+with a number of host syncs that does not grow with the steps.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ from .checks import (check_count, check_deterministic, check_eps, check_images, 
 from .runtime import eval_mode, to_model
 
 NORMS = ("linf", "l2")
+# Where early exit looks for fooled samples, as fractions of the steps: most images a PGD run breaks
+# fall in its first steps, so the looks come early; each is one host sync, and there are never more.
+EARLY_EXIT_AT = (1 / 8, 1 / 4, 1 / 2, 3 / 4)
+
+
+def early_exit_steps(steps: int) -> set[int]:
+    """The steps (in 1..steps-1) before which early exit drops fooled samples (:data:`EARLY_EXIT_AT`)."""
+    return {s for f in EARLY_EXIT_AT if 0 < (s := round(f * steps)) < steps}
 
 
 @dataclass
@@ -189,13 +199,13 @@ def _returned(adv: torch.Tensor, success: torch.Tensor, given: torch.Tensor) -> 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
         steps: int = 40, step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-        targeted: bool = False, keep: str = "first_success", early_exit: bool = False, check_every: int = 5,
+        targeted: bool = False, keep: str = "first_success", early_exit: bool = False,
         generator: torch.Generator | None = None, trace: bool = False) -> AttackResult:
     """Projected gradient descent (Madry et al.) in L∞ or L2.
 
     A sample ends with one iterate over all steps and restarts, chosen by ``keep``. With
-    ``early_exit`` (``first_success`` only) fooled samples stop being attacked between chunks of
-    ``check_every`` steps: the same result for less work.
+    ``early_exit`` (``first_success`` only) fooled samples stop being attacked at the fixed fractions
+    :data:`EARLY_EXIT_AT` of the steps and between restarts: the same result for less work.
 
     Args:
         model: an ``nn.Module`` returning logits (N, classes); run in eval mode, its mode restored.
@@ -210,8 +220,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         targeted: step towards ``y`` (default False).
         keep: ``"first_success"`` (default; the first iterate that fools the model: all robust accuracy
             needs) or ``"max_loss"`` (the iterate of highest loss, a confidently misclassified image).
-        early_exit: drop fooled samples (default False).
-        check_every: steps between early-exit checks (default 5).
+        early_exit: drop fooled samples (default False; at most 4 host syncs per restart).
         generator: a ``torch.Generator`` for the random starts (default: the global one).
         trace: also return every iterate's loss and success, (restarts · (steps + 1), N), for the
             attack-failure indicators (default False; needs ``early_exit`` off).
@@ -239,6 +248,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         raise ValueError("trace records every iterate of every sample, so it needs early_exit=False")
     losses, fooled_at = [], []
     step_size = step_size if step_size is not None else 2.5 * eps / steps
+    looks = early_exit_steps(steps) if early_exit else set()
     n = x.shape[0]
     adv = x.detach().clone()
     success = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -251,7 +261,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             noise = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
             idx = torch.arange(n, device=x.device)
             if early_exit:
-                idx = idx[~success]
+                idx = (~success).nonzero().squeeze(1)  # one host sync per restart
                 if idx.numel() == 0:
                     break
             # Per-step bookkeeping works on the active samples' own copies; they are written back
@@ -260,9 +270,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             x0, label = x[idx], y[idx]
             xa = _project(x0 + noise[idx], x0, eps, norm)
             for step in range(steps):
-                if early_exit and step and step % check_every == 0:
-                    active = ~state.success  # one host sync per chunk, not per step
-                    if not bool(active.all()):
+                if step in looks:
+                    active = (~state.success).nonzero().squeeze(1)  # one host sync per look, a fixed few per restart
+                    if active.numel() < idx.numel():
                         state.write_back(idx, adv, success, best_loss)
                         idx, x0, label, xa, state = idx[active], x0[active], label[active], xa[active], state[active]
                         if idx.numel() == 0:

@@ -45,6 +45,56 @@ def test_early_exit_gives_the_same_result_for_less_work(natural_model, test_batc
     assert a.robust == b.robust and a.clean == b.clean
 
 
+class _SyncCounter(torch.overrides.TorchFunctionMode):
+    """Counts the calls that make the host wait for the device on CUDA (``item``, ``bool``, ``nonzero``,
+    ``tolist``, boolean-mask indexing), on any device: where they are, not what they cost here."""
+
+    SYNCING = {"item", "__bool__", "nonzero", "tolist"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        index = args[1] if name == "__getitem__" and len(args) > 1 else None
+        masks = index if isinstance(index, tuple) else (index,)
+        if name in self.SYNCING or any(isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in masks):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("early_exit", [False, True])
+def test_pgd_s_host_syncs_do_not_grow_with_the_steps(natural_model, test_batch, early_exit):
+    """PGD decides early exit at a fixed few steps, so 8 steps and 64 make the same number of
+    sync-prone calls (the input checks once, then per restart one mask and at most 4 looks)."""
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    counts = []
+    for steps in (8, 64):
+        with _SyncCounter() as counter:
+            attacks.pgd(natural_model, x, y, 0.02, steps=steps, restarts=2, early_exit=early_exit, generator=_gen(4))
+        counts.append(counter.count)
+    assert counts[1] <= counts[0], counts  # 8× the steps, no more syncs
+    # the input checks once (pixel range, labels: 4 calls), then per restart one mask and one per look
+    assert counts[1] <= 4 + (2 * (1 + len(attacks.EARLY_EXIT_AT)) if early_exit else 0), counts
+    assert attacks.early_exit_steps(40) == {5, 10, 20, 30} and attacks.early_exit_steps(2) == {1}
+
+
+def test_fgsm_and_trades_inner_steps_make_no_sync_per_step(natural_model, test_batch):
+    from igan_utils import training
+
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    with _SyncCounter() as counter:
+        attacks.fgsm(natural_model, x, y, 0.1, random_start=True, generator=_gen(2))
+    assert counter.count <= 4  # the input checks, once
+    counts = []
+    for steps in (2, 20):
+        with _SyncCounter() as counter:
+            training._trades_inputs(natural_model, x, 0.1, steps, 0.01, _gen(3))
+        counts.append(counter.count)
+    assert counts[0] == counts[1], counts
+
+
 def test_restarts_keep_the_strongest_result_per_sample(natural_model, test_batch):
     x, y = test_batch
     one = attacks.pgd(natural_model, x, y, 0.05, steps=5, restarts=1, generator=_gen(3))
@@ -160,7 +210,7 @@ def test_restarts_count_every_first_success_with_and_without_early_exit(restarts
     # samples, so from the second restart on PGD kept max-loss iterates and lost such successes.
     model = _LossAndSuccessApart()
     x, y = torch.full((256, 1, 1, 1), 0.25), torch.zeros(256, dtype=torch.long)
-    runs = [attacks.pgd(model, x, y, 0.5, steps=3, restarts=restarts, early_exit=early, check_every=1,
+    runs = [attacks.pgd(model, x, y, 0.5, steps=8, restarts=restarts, early_exit=early,
                         generator=_gen(5)) for early in (False, True)]
     assert torch.equal(runs[0].success, runs[1].success)
     # every sample that any random start put at or above 0.5 is a success (the gradient is zero there)
