@@ -3,8 +3,11 @@
 # on the accelerator, e.g. with the device tool:  bash benchmarks/gpu.sh "$OUT"
 #
 #   1. the smoke book on CUDA, every chapter end to end (executed, not built: the HTML is no GPU work);
-#   2. the paper profile's chapters 1-2 on MNIST-10k, one seed (-p datasets=mnist -p seeds=0; CIFAR-10
-#      is not on that machine): seconds per model for training and for AutoAttack standard;
+#      sweeps run up to 8 workers on CUDA (sweep.default_workers): one point is a kernel whose start,
+#      imports and CUDA initialisation cost seconds, so 2 workers left chapter 5 in its sweep cell for 120 s;
+#   2. the paper profile's chapters 1-2 on MNIST-10k, one seed, ONE epoch of each training (-p epochs=1
+#      -p adv_epochs=1; the profile's 20 and 40 are extrapolated from the seconds per epoch printed);
+#      seconds per model for training and for AutoAttack standard;
 #   3. benchmarks/attacks.py (PGD against its compute floor, CPU and CUDA rows);
 #   4. determinism: smoke chapter 1 twice with IGAN_DETERMINISTIC=1, weights compared bit for bit.
 #
@@ -18,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "${1:-gpu-check}" && cd "${1:-gpu-check}" && pwd)
 work=$(mktemp -d)
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 IGAN_LOG_OUTPUT=1  # every cell's output streams into the step's log as it comes
 if [ -x .venv/bin/python ]; then
     PY=$PWD/.venv/bin/python
 else
@@ -73,20 +76,24 @@ step() {
 
 step smoke_book 200 env IGAN_STORE_DIR="$work/smoke" \
     "$PY" -m igan_utils.book --profile smoke --no-build --out "$work/smoke_executed"
-step paper_ch1 150 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 01 \
-    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_01.csv" "${train_tiny[@]}"
-step paper_ch2 200 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 02 \
-    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_02.csv" "${train_tiny[@]}" "${attack_tiny[@]}"
+paper_epochs=(-p epochs=1 -p adv_epochs=1)
+paper_images=(-p eval_size=1000 -p check_size=500)  # of the profile's 10,000: seconds per model scale with it
+step paper_ch1 80 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 01 \
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_01.csv" \
+    "${paper_epochs[@]}" "${train_tiny[@]}"
+step paper_ch2 120 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --profile paper --only 02 \
+    --no-build --out "$work/paper_executed" -p datasets=mnist -p seeds=0 -p results_path="$out/paper_02.csv" \
+    "${paper_epochs[@]}" "${paper_images[@]}" "${train_tiny[@]}" "${attack_tiny[@]}"
 if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
     step attacks_bench 60 "$PY" benchmarks/attacks.py --repeats 1 --steps 5 --batch 64
 else
     step attacks_bench 60 "$PY" benchmarks/attacks.py
 fi
 for run in a b; do
-    step "deterministic_$run" 60 env IGAN_DETERMINISTIC=1 IGAN_STORE_DIR="$work/det_$run" \
+    step "deterministic_$run" 35 env IGAN_DETERMINISTIC=1 IGAN_STORE_DIR="$work/det_$run" \
         "$PY" -m igan_utils.book --profile smoke --only 01 --no-build --out "$work/det_executed_$run"
 done
-step same_weights 30 "$PY" benchmarks/gpu_check.py same-weights "$work/det_a" "$work/det_b"
+step same_weights 20 "$PY" benchmarks/gpu_check.py same-weights "$work/det_a" "$work/det_b"
 
 {
     echo

@@ -35,7 +35,7 @@ from .checks import check_resamples
 __all__ = ["MIN_VERDICT_SEEDS", "MIN_CORRELATION_MODELS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap",
            "compare_pools", "comparison_sentence", "decided", "sequential_comparison", "spearman", "spearman_test",
            "correlation_over_seeds",
-           "correlation_verdict", "tap_correlations", "correlation_sentence", "family_sentence"]
+           "correlation_verdict", "tap_correlations", "correlation_sentence", "family_verdict", "family_sentence"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
 ALPHA = 0.05           # every interval is 95%, every test two-sided at 5%
@@ -303,15 +303,24 @@ def spearman(frame: pd.DataFrame, x: str = "dIL", y: str = "V") -> tuple[float, 
     return found["rho"], found["p_value"]
 
 
-def correlation_over_seeds(table: pd.DataFrame, x: str, y: str, *, resamples: int = 1000, seed: int = 0) -> dict:
+def correlation_over_seeds(table: pd.DataFrame, x: str, y: str, *, resamples: int = 1000, seed: int = 0,
+                           group: str | None = None) -> dict:
     """Spearman rank correlation of columns ``x`` and ``y`` over the rows of ``table`` (one row per
     model; column ``seed`` its training seed), with a 95% bootstrap interval that resamples seeds:
     every model of a drawn seed comes in together, so variants stay paired as they were trained.
+    With ``group`` (e.g. ``"pool"``), also the test of rule 9 (``book/method.md``): Spearman's rho of
+    the groups' means of ``x`` and ``y`` over the groups, with its exact permutation p-value
+    (:func:`spearman_test`), as ``group_rho``, ``group_p``, ``group_min_p`` and ``groups``.
     Returns rho, p_value, ci_lo, ci_hi, models, seeds (rho NaN with fewer than 3 models)."""
     from scipy.stats import spearmanr
 
-    data = table[[x, y, "seed"]].dropna()
+    data = table[[x, y, "seed", *([group] if group else [])]].dropna()
     out = {"models": len(data), "seeds": data["seed"].nunique()}
+    if group:
+        means = data.groupby(group, sort=False)[[x, y]].mean()
+        found = spearman_test(means[x], means[y])
+        out.update({"group_rho": found["rho"], "group_p": found["p_value"], "group_min_p": found["min_p"],
+                    "groups": len(means)})
     rho, p = spearman(data, x, y)
     groups = [part for _, part in data.groupby("seed")]
     rng = np.random.default_rng(seed)
@@ -322,6 +331,19 @@ def correlation_over_seeds(table: pd.DataFrame, x: str, y: str, *, resamples: in
             draws.append(spearmanr(sample[x], sample[y])[0])
     lo, hi = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]) if draws else (np.nan, np.nan)
     return {"rho": rho, "p_value": p, "ci_lo": float(lo), "ci_hi": float(hi), **out}
+
+
+def family_verdict(row) -> str:
+    """Rule 9 on one row of :func:`correlation_over_seeds` (with ``group``): ``supports`` "more
+    information loss, less robust" when the rank correlation of the variants' means is negative at
+    p < :data:`ALPHA` (exact permutation over the variants), ``contradicts`` it when positive at
+    p < ALPHA, else ``is inconclusive about``; ``cannot test`` with fewer than
+    :data:`MIN_CORRELATION_MODELS` variants or when even a perfect ordering could not reach ALPHA."""
+    if pd.isna(row.get("group_rho")) or row["groups"] < MIN_CORRELATION_MODELS or row["group_min_p"] > ALPHA:
+        return "cannot test"
+    if row["group_p"] < ALPHA:
+        return "supports" if row["group_rho"] < 0 else "contradicts"
+    return "is inconclusive about"
 
 
 def correlation_verdict(rho: float, p: float, *, min_p: float = 0.0, alpha: float = ALPHA) -> str:
@@ -372,21 +394,22 @@ def correlation_sentence(row, what: str = "ΔIL with V") -> str:
 
 
 def family_sentence(row, *, variants: Sequence[str]) -> str:
-    """The verdict of one row of :func:`correlation_over_seeds` (plus ``data``, the dataset's label) on
-    "downsampling that loses more information gives less robust models": the rank correlation of
-    information loss with robust accuracy ``supports`` it when its whole 95 % interval over seeds is
-    negative, ``contradicts`` it when the whole interval is positive, is ``inconclusive`` otherwise;
-    with fewer than :data:`MIN_CORRELATION_MODELS` unmasked models it cannot test it."""
-    if row.models < MIN_CORRELATION_MODELS or pd.isna(row.rho):
-        return (f"On {row.data_label}, only {row.models} adversarially trained models passed the masking checks: too few "
-                f"to test the hypothesis.")
-    verdict = ("supports the hypothesis (the whole interval is negative)" if row.ci_hi < 0 else
-               "contradicts the hypothesis (the whole interval is positive)" if row.ci_lo > 0 else
-               "is inconclusive (the interval includes 0)")
-    return (f"On {row.data_label}, across {row.models} unmasked adversarially trained models ({', '.join(variants)}; "
-            f"{row.seeds} seed{'s' if row.seeds > 1 else ''}), the rank correlation of information loss at the "
-            f"downsampling layers (decoder MSE) with AutoAttack robust accuracy is {row.rho:+.2f} (95% interval over "
-            f"seeds [{row.ci_lo:+.2f}, {row.ci_hi:+.2f}]), which {verdict}.")
+    """The verdict of rule 9 (:func:`family_verdict`) on one row of :func:`correlation_over_seeds` (with
+    ``group``, plus ``data_label``) on "downsampling that loses more information gives less robust
+    models", with the correlation over all models and its interval over seeds as the description."""
+    row = row._asdict() if hasattr(row, "_asdict") else dict(row)
+    if row["models"] < MIN_CORRELATION_MODELS or pd.isna(row["rho"]):
+        return (f"On {row['data_label']}, only {row['models']} adversarially trained models passed the masking checks: "
+                f"too few to test the hypothesis.")
+    verdict = family_verdict(row)
+    test = (f"over the {row['groups']} variants' means, Spearman ρ = {row['group_rho']:+.2f} (exact permutation "
+            f"p = {row['group_p']:.2g}; with {row['groups']} variants only a perfect ordering can reach p < {ALPHA:g})"
+            if not pd.isna(row.get("group_rho")) else "the variants' means have no defined rank correlation")
+    return (f"On {row['data_label']}, across {row['models']} unmasked adversarially trained models "
+            f"({', '.join(variants)}; {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}), {test}, which "
+            f"{'cannot test' if verdict == 'cannot test' else verdict} the hypothesis (rule 9). Over all models the "
+            f"rank correlation of information loss at the downsampling layers (decoder MSE) with AutoAttack robust "
+            f"accuracy is {row['rho']:+.2f}, 95% interval over seeds [{row['ci_lo']:+.2f}, {row['ci_hi']:+.2f}].")
 
 
 def recipe_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -126,17 +126,32 @@ def _run_point(notebook: str, output: str, parameters: dict, kernel: str, thread
     return {"ok": True, "notebook": output, "seconds": seconds}
 
 
+CPU_WORKERS = 2   # on 2 cores, 2 workers of 1 thread gave 1.12× the pass throughput of 1 × 2 (benchmarks/sweep.py)
+CUDA_WORKERS = 8  # on a GPU each point's kernel is host-bound (start-up, Python, launches): overlap many
+
+
+def default_workers() -> int:
+    """Workers of a sweep on this machine: :data:`CPU_WORKERS` on CPU; on CUDA, where one point uses the
+    GPU a fraction of its time, up to :data:`CUDA_WORKERS`, one core each."""
+    from .runtime import default_device
+
+    if default_device().type == "cuda":
+        return max(1, min(CUDA_WORKERS, os.cpu_count() or 1))
+    return CPU_WORKERS
+
+
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], out: str | Path, *,
-              parameters: Mapping[str, Any] | None = None, scheduler: str | None = None, workers: int = 2,
+              parameters: Mapping[str, Any] | None = None, scheduler: str | None = None, workers: int | None = None,
               threads_per_worker: int = 1, kernel: str = "python3", progress: bool = True) -> SweepResult:
     """Execute ``notebook`` at every point of ``grid`` (name → values) into ``out``.
 
     ``parameters`` are passed to every point. Finished points (their results table exists) are
-    skipped. Points run on a LocalCluster of ``workers`` processes with ``threads_per_worker``
+    skipped. Points run on a LocalCluster of ``workers`` processes (default :func:`default_workers`) with ``threads_per_worker``
     concurrent points each, or on the cluster at ``scheduler``; each notebook's torch gets an equal
     share of this machine's cores. Returns the collected table and the failures.
     """
     start = time.perf_counter()
+    workers = default_workers() if workers is None else workers
     if workers < 1 or threads_per_worker < 1:
         raise ValueError(f"workers and threads_per_worker must be >= 1, got {workers}, {threads_per_worker}")
     notebook = Path(notebook).resolve()
@@ -208,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="NAME=VALUE", help="a parameter given to every point")
     parser.add_argument("--out", type=Path, required=True, help="folder of the executed points and results.csv")
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="LocalCluster workers (default: 2 on CPU, up to 8 on CUDA)")
     parser.add_argument("--threads-per-worker", type=int, default=1)
     parser.add_argument("--kernel", default="python3")
     args = parser.parse_args(argv)

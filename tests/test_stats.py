@@ -215,16 +215,34 @@ def test_correlation_over_seeds_resamples_seeds():
 
 
 
-@pytest.mark.parametrize("models, lo, hi, verdict", [
-    (2, -0.9, -0.5, "too few to test"),
-    (8, -0.9, -0.1, "supports the hypothesis"),
-    (8, 0.1, 0.9, "contradicts the hypothesis"),
-    (8, -0.5, 0.0, "is inconclusive"),  # an interval touching 0 includes it
+def test_rule_9_tests_the_variants_means_by_exact_permutation():
+    """Five variants × three seeds: only a perfect ordering of the five means reaches p < 0.05
+    (2 of 5! = 120 orders), so a near-perfect one stays inconclusive."""
+    rows = [{"pool": v, "seed": s, "loss": v_i + 0.01 * s, "robust": 0.9 - 0.1 * r_i + 0.001 * s}
+            for v_i, (v, r_i) in enumerate(zip("abcde", [0, 1, 2, 3, 4])) for s in range(3)]
+    perfect = stats.correlation_over_seeds(pd.DataFrame(rows), "loss", "robust", resamples=50, group="pool")
+    assert perfect["groups"] == 5 and perfect["group_rho"] == -1 and perfect["group_p"] == pytest.approx(2 / 120)
+    assert stats.family_verdict(perfect) == "supports"
+    swapped = pd.DataFrame(rows).assign(robust=lambda t: t["robust"].where(~t["pool"].isin(["d", "e"]),
+                                                                           t["robust"][::-1].values))
+    near = stats.correlation_over_seeds(swapped.sort_values("pool"), "loss", "robust", resamples=50, group="pool")
+    assert stats.family_verdict(near) in ("is inconclusive about", "supports")
+    few = stats.correlation_over_seeds(pd.DataFrame(rows).query("pool in ['a', 'b']"), "loss", "robust", group="pool")
+    assert stats.family_verdict(few) == "cannot test"
+
+
+@pytest.mark.parametrize("models, group_rho, group_p, verdict", [
+    (2, -1.0, 0.017, "too few to test"),
+    (15, -1.0, 0.017, "supports the hypothesis"),
+    (15, 1.0, 0.017, "contradicts the hypothesis"),
+    (15, -0.9, 0.083, "is inconclusive about the hypothesis"),
 ])
-def test_the_family_sentence_reads_the_interval_over_seeds(models, lo, hi, verdict):
-    row = pd.Series({"data_label": "MNIST-10k", "models": models, "seeds": 2, "rho": (lo + hi) / 2, "ci_lo": lo, "ci_hi": hi})
-    text = stats.family_sentence(row, variants=["max", "lp"])
+def test_the_family_sentence_gives_rule_9_s_verdict(models, group_rho, group_p, verdict):
+    row = pd.Series({"data_label": "MNIST-10k", "models": models, "seeds": 3, "rho": group_rho, "ci_lo": -1.0,
+                     "ci_hi": 0.2, "group_rho": group_rho, "group_p": group_p, "group_min_p": 2 / 120, "groups": 5})
+    text = stats.family_sentence(row, variants=["max", "avg", "strided", "blur", "lp"])
     assert verdict in text and "MNIST-10k" in text
+    assert ("interval over seeds [-1.00, +0.20]" in text) == (models >= 3)
 
 
 def _recipes(avg_masked: dict, epochs: int = 4) -> pd.DataFrame:

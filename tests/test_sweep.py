@@ -144,3 +144,44 @@ def test_the_recipe_study_adds_the_book_s_own_recipe_when_its_grid_lacks_it(tmp_
     inside = profiles.resolve("05_sweeps", "smoke")  # 1 epoch of PGD: already in the grid
     assert study.recipes_of(inside) == [("pgd", 1), ("trades", 1)]
     assert len(study.recipe_study(inside)[0]) == 2 and len(grids) == 1
+
+
+def test_a_sweep_runs_on_an_existing_dask_cluster_on_loopback(tmp_path, sweepable):
+    """The path beyond one machine: a `dask scheduler` and a `dask worker` started as a user would, on
+    loopback, and a small sweep handed to them by address."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    dask = shutil.which("dask") or str(Path(sys.executable).with_name("dask"))
+    with socket.socket() as probe:  # a free port for the scheduler
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--dashboard-address", ":0", "--no-show"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
+                               "--dashboard-address", ":0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:  # wait until the worker has joined the scheduler
+            try:
+                with Client(address, timeout="5s") as client:
+                    if client.scheduler_info()["workers"]:
+                        break
+            except (OSError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "the Dask worker did not join the scheduler within 60 s"
+            time.sleep(1)
+        result = sweep.run_sweep(sweepable(tmp_path), {"a": ["1", "2"]}, tmp_path / "out", scheduler=address,
+                                 progress=False)
+        assert not result.failures and sorted(result.table["value"]) == ["1-x", "2-x"]
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
