@@ -1,4 +1,5 @@
-# Two commands: `make book` (execute every chapter, build the book) and `make test`.
+# Two commands: `make book` (execute every chapter, build the book) and `make test`;
+# `make published` builds the book from the published run (book/published) without executing it.
 # `make book PROFILE=quick ARGS="-p seeds=0,1,2"` passes extra options to igan_utils.book.
 # Both create or reuse the virtual environment .venv and install the project into it.
 
@@ -16,7 +17,7 @@ TEST_DATA := IGAN_DATA_DIR=$(SHARED_DATA)
 endif
 endif
 
-.PHONY: install book test unit nbval lab benchmark clean
+.PHONY: install book published test unit nbval lab benchmark clean
 
 install: $(STAMP)
 
@@ -29,6 +30,9 @@ $(STAMP): pyproject.toml
 
 book: $(STAMP)
 	$(PY) -m igan_utils.book --profile $(PROFILE) $(ARGS)
+
+published: $(STAMP)
+	$(PY) -m igan_utils.book --published
 
 test: $(STAMP)
 	$(TEST_DATA) $(PY) -m pytest

@@ -22,7 +22,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -30,39 +29,13 @@ import torch
 from igan_utils import book, models
 from igan_utils.store import STORE_ENV_VAR, Store
 
-BATCH = 250  # images per pass of the pass-time measurement
-
-
-def mnist_passes() -> tuple[Callable[[], None], Callable[[], None]]:
-    """Two functions: one forward+input-gradient pass and one forward pass of the MNIST CNN (max
-    pooling, untrained) on :data:`BATCH` random images, on this process's torch threads."""
-    model = models.build("small_cnn", "max").eval()
-    x = torch.rand(BATCH, 1, 28, 28)
-    y = torch.randint(0, 10, (BATCH,))
-
-    def both():
-        xg = x.clone().requires_grad_(True)
-        torch.nn.functional.cross_entropy(model(xg), y).backward()
-
-    def forward():
-        with torch.no_grad():
-            model(x)
-
-    return both, forward
+BATCH = book.PASS_BATCH  # images per pass of the pass-time measurement
+mnist_passes = book.mnist_passes  # benchmarks/sweep.py times the same pass
 
 
 def pass_seconds(repeats: int = 30) -> tuple[float, float]:
-    """Median seconds of one forward+input-gradient pass and of one forward pass (:func:`mnist_passes`)."""
-    found = []
-    for run in mnist_passes():
-        run()  # warm up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        found.append(statistics.median(times))
-    return found[0], found[1]
+    """Median seconds of one forward+input-gradient pass and of one forward pass (``book.pass_seconds``)."""
+    return book.pass_seconds(repeats)
 
 
 def ledger_table(ledger: pd.DataFrame, seconds: dict[str, float], pass_time: float, forward_time: float) -> pd.DataFrame:

@@ -2,32 +2,54 @@
 
 ``python -m igan_utils.book --profile quick`` (or ``make book PROFILE=quick``) executes every
 ``notebooks/NN_*.ipynb`` into ``book/executed/`` (the source notebooks stay output-free), with the
-profile injected as a parameter, writes a run report (times, hardware) that the reproduce page
-includes, and builds the Jupyter Book into ``_build/html`` with warnings as errors.
+profile injected as a parameter and the code's commit, the machine's pass time and the chapter's
+seconds stamped into each executed notebook; writes a run report that the reproduce page includes,
+and builds the Jupyter Book into ``_build/html`` with warnings as errors.
+
+The published run: ``--publish DIR`` copies executed chapters into ``book/published/`` (committed,
+with their outputs), writes its run record from the notebooks' stamps and the store's ledger, and
+rewrites README's claims table; ``--published`` (``make published``) builds the HTML from
+``book/published/`` without executing anything, marking a chapter whose code changed since its run
+as stale and a chapter not yet in the run as such.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import nbformat
+import pandas as pd
+import torch
 from tqdm import tqdm
+
+from . import findings, models
 
 from .commands import check_out_folder, command
 from .profiles import PROFILE_NAMES, check_values, notebook_parameters, parameters_cell, profiles_table
 from .runtime import absolute_env_dirs, project_root
-from .store import LEDGER_TAG_ENV_VAR
+from .store import LEDGER_TAG_ENV_VAR, Store
 
 KERNEL = "python3"
 KERNEL_START_ATTEMPTS = 3
 EXECUTED = Path("book") / "executed"
+PUBLISHED = Path("book") / "published"
+RECORD = "run_record.md"
+STAMP = "igan"  # the executed notebook's metadata key: commit, profile, finished, seconds, pass_ms, machine
+PASS_BATCH = 250  # images per pass of the machine's pass-time measurement
+CLAIMS_START, CLAIMS_END = "<!-- claims-start -->", "<!-- claims-end -->"
+BOOK_LINK = "{{doc}}`executed/{chapter}`"  # where a claims table row points: in the book, the chapter page;
+README_LINK = "[{nn}](book/published/{chapter}.ipynb)"  # in README, the published notebook
 
 
 class NotebookFailed(RuntimeError):
@@ -60,9 +82,15 @@ def execute(notebook: Path, output: Path, parameters: dict, *, kernel: str = KER
     start = time.perf_counter()
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         try:
+            # IGAN_LOG_OUTPUT=1 streams every cell's output to this process's log as it comes (a run cut
+            # short by a time limit, as on a borrowed GPU, still leaves its per-epoch and per-point lines)
             papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel,
-                                       cwd=str(notebook.parent), progress_bar=progress)
-            return time.perf_counter() - start
+                                       cwd=str(notebook.parent), progress_bar=progress,
+                                       log_output=os.environ.get("IGAN_LOG_OUTPUT") == "1")
+            seconds = time.perf_counter() - start
+            stamp(output, {"commit": code_commit(notebook.parent), "profile": parameters.get("profile"),
+                           "finished": datetime.datetime.now().isoformat(timespec="seconds"), "seconds": round(seconds)})
+            return seconds
         except PapermillExecutionError as error:
             raise NotebookFailed(notebook, output, f"cell {error.cell_index} (execution count {error.exec_count}): "
                                                    f"{error.ename}: {error.evalue}") from None
@@ -93,6 +121,7 @@ def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dic
         raise ValueError(f"no chapter has the parameter(s) {', '.join(unused)}")
     check_values(parameters)  # a bad value fails here, not in a kernel after the first chapters ran
     check_out_folder(out, "folder of executed notebooks")
+    machine = {"pass_ms": round(1e3 * pass_seconds()[0], 1), "machine": hardware()}
     records, tag = [], os.environ.get(LEDGER_TAG_ENV_VAR)
     bar = tqdm(notebooks, desc=f"book ({profile})", unit="notebook")
     try:
@@ -102,6 +131,7 @@ def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dic
             os.environ[LEDGER_TAG_ENV_VAR] = notebook.stem  # the store's ledger names the chapter doing the work
             seconds = execute(notebook, out / notebook.name, {"profile": profile, **given},
                               kernel=kernel)
+            stamp(out / notebook.name, machine)
             records.append({"notebook": notebook.stem, "seconds": seconds})
             tqdm.write(f"{notebook.stem}: {seconds:.0f} s")
     finally:
@@ -110,6 +140,196 @@ def run_chapters(profile: str, *, only: list[str] | None = None, parameters: dic
         else:
             os.environ[LEDGER_TAG_ENV_VAR] = tag
     return records
+
+
+def stamp(notebook: Path, values: dict) -> None:
+    """Add ``values`` to the executed ``notebook``'s run stamp (its metadata under :data:`STAMP`)."""
+    executed = nbformat.read(notebook, as_version=4)
+    executed.metadata.setdefault(STAMP, {}).update(values)
+    nbformat.write(executed, notebook)
+
+
+def code_commit(folder: Path | None = None) -> str:
+    """The short commit of the code in ``folder``'s git checkout, with ``+changes`` when the package or
+    the notebooks differ from it; ``unknown`` outside a checkout."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=folder or project_root(), capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return "unknown"
+    dirty = git("status", "--porcelain", "--", "igan_utils", "notebooks").stdout.strip()
+    return head.stdout.strip() + ("+changes" if dirty else "")
+
+
+def mnist_passes() -> tuple:
+    """Two functions: one forward+input-gradient pass and one forward pass of the MNIST CNN (max
+    pooling, untrained) on :data:`PASS_BATCH` random images, on this process's torch threads."""
+    model = models.build("small_cnn", "max").eval()
+    x, y = torch.rand(PASS_BATCH, 1, 28, 28), torch.randint(0, 10, (PASS_BATCH,))
+
+    def both():
+        xg = x.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(model(xg), y).backward()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    return both, forward
+
+
+def pass_seconds(repeats: int = 10) -> tuple[float, float]:
+    """The machine's speed: median seconds of one forward+input-gradient pass and of one forward pass
+    (:func:`mnist_passes`). Run records quote it beside every time."""
+    found = []
+    for run in mnist_passes():
+        run()  # warm up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        found.append(statistics.median(times))
+    return found[0], found[1]
+
+
+def code_cells(notebook: Path) -> list[str]:
+    """The sources of a notebook's code cells, its parameters cells aside (papermill injects one)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    return ["".join(c["source"]).strip() for c in cells if c["cell_type"] == "code"
+            and not {"parameters", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
+
+
+def stale_chapters(published: Path, root: Path | None = None) -> list[Path]:
+    """The published chapters whose code differs from their source notebook in ``notebooks/``."""
+    sources = {nb.name: nb for nb in chapters(root)}
+    return [nb for nb in sorted(Path(published).glob("[0-9][0-9]_*.ipynb"))
+            if nb.name in sources and code_cells(nb) != code_cells(sources[nb.name])]
+
+
+def _run_stamp(notebook: Path) -> dict:
+    return nbformat.read(notebook, as_version=4).metadata.get(STAMP, {})
+
+
+def _glue_names(root: Path, chapter: str) -> list[str]:
+    """The glued names of ``chapter`` that the book's prose pages paste (``executed/<chapter>.ipynb::name``)."""
+    names = []
+    for page in sorted((root / "book").glob("*.md")):
+        names += re.findall(rf"executed/{chapter}\.ipynb::(\w+)", page.read_text())
+    return list(dict.fromkeys(names))
+
+
+def _not_yet_run(source: Path, root: Path) -> nbformat.NotebookNode:
+    """The page of a chapter that the published run does not have yet: its title, a sentence saying
+    so, and every name the prose pages paste from it, glued as "not in this run yet"."""
+    title = next(c.source.splitlines()[0] for c in nbformat.read(source, as_version=4).cells if c.cell_type == "markdown")
+    page = nbformat.v4.new_notebook()
+    page.cells.append(nbformat.v4.new_markdown_cell(
+        f"{title}\n\nThis chapter is not in the published run yet. `make book PROFILE=quick ARGS=\"--only "
+        f"{source.name[:2]}\"` executes it (and reuses every model and attack already in the store)."))
+    names = _glue_names(root, source.stem)
+    if names:
+        cell = nbformat.v4.new_code_cell("", metadata={"tags": ["remove-cell"]})
+        cell.outputs = [nbformat.v4.new_output("display_data", data={
+            "application/papermill.record/text/plain": "'not in this run yet'"},
+            metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}}) for name in names]
+        page.cells.append(cell)
+    return page
+
+
+def stage_published(root: Path | None = None) -> list[str]:
+    """Lay ``book/published/`` out in ``book/executed/`` for the build: every published chapter, with a
+    visible note naming its run's commit when its code differs from its source notebook; a page saying
+    so for a chapter not in the run; the run record as the reproduce page's report and the claims
+    table. Returns the names of the stale chapters."""
+    root = root or project_root()
+    published, executed = root / PUBLISHED, root / EXECUTED
+    if not published.is_dir():
+        raise ValueError(f"there is no published run in {published}: `--publish DIR` makes one from executed chapters")
+    shutil.rmtree(executed, ignore_errors=True)
+    executed.mkdir(parents=True)
+    stale = {nb.name for nb in stale_chapters(published, root)}
+    for source in chapters(root):
+        copy = published / source.name
+        if not copy.exists():
+            nbformat.write(_not_yet_run(source, root), executed / source.name)
+            continue
+        notebook = nbformat.read(copy, as_version=4)
+        if source.name in stale:
+            run = notebook.metadata.get(STAMP, {})
+            notebook.cells.insert(1, nbformat.v4.new_markdown_cell(
+                f":::{{warning}} Stale: this chapter's code changed after the published run\n"
+                f"The outputs below come from the code of commit `{run.get('commit', 'unknown')}` "
+                f"({run.get('finished', 'date unknown')}); the chapter's source has changed since. "
+                f"`make book PROFILE=quick ARGS=\"--only {source.name[:2]}\"` re-executes it from the store.\n:::"))
+        nbformat.write(notebook, executed / source.name)
+    shutil.copy(published / RECORD, executed / "run_report.md")
+    (executed / "claims.md").write_text(findings.claims_table(executed, link=BOOK_LINK) + "\n")
+    return sorted(stale)
+
+
+def _ledger_rows(store: Store, chapter: str) -> dict:
+    """What the store's ledger says ``chapter`` did: models trained and reused, worst-case chunks
+    attacked and reused, and the images its new attacks ran on."""
+    ledger = store.ledger()
+    if ledger.empty or "tag" not in ledger:
+        return {}
+    part = ledger[ledger["tag"] == chapter]
+    made = part[part["made"].astype(bool)]
+    row = {}
+    for kind, name in (("classifier", "models"), ("worst_case", "chunks")):
+        keys = set(part.loc[part["kind"] == kind, "key"]) if "key" in part else set()
+        new = set(made.loc[made["kind"] == kind, "key"]) if "key" in made else set()
+        row[f"{name} new"], row[f"{name} reused"] = len(new), len(keys - new)
+    attacked = [r.get("attacked") for r in made.to_dict("records") if isinstance(r.get("attacked"), dict)]
+    row["images attacked (attack × image)"] = int(sum(sum(a.values()) for a in attacked))
+    return row
+
+
+def publish(executed: Path, root: Path | None = None, store: Store | None = None) -> Path:
+    """Copy the executed chapters of folder ``executed`` (stamped by :func:`execute`) into
+    ``book/published/``, write its run record (per chapter: commit, finished, seconds, the machine's
+    pass time, models and attacks new and reused from the store's ledger) and rewrite README's
+    claims table from it. Returns the record's path."""
+    root, store = root or project_root(), store or Store()
+    chapters_run = sorted(Path(executed).glob("[0-9][0-9]_*.ipynb"))
+    if not chapters_run:
+        raise ValueError(f"no executed chapters in {executed}")
+    published = root / PUBLISHED
+    published.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for notebook in chapters_run:
+        run = _run_stamp(notebook)
+        if not run.get("commit"):
+            raise ValueError(f"{notebook} carries no run stamp: execute it with `python -m igan_utils.book`")
+        shutil.copy(notebook, published / notebook.name)
+    for notebook in sorted(published.glob("[0-9][0-9]_*.ipynb")):
+        run = _run_stamp(notebook)
+        rows.append({"chapter": notebook.stem, "profile": run.get("profile"), "commit": run.get("commit"),
+                     "finished": run.get("finished"), "seconds": run.get("seconds"), "pass ms": run.get("pass_ms"),
+                     **_ledger_rows(store, notebook.stem)})
+    table = pd.DataFrame(rows)
+    machines = sorted({str(_run_stamp(nb).get("machine")) for nb in published.glob("[0-9][0-9]_*.ipynb")})
+    lines = ["The published run: each chapter as executed, with the commit of its code, when it finished, its "
+             "seconds, the machine's pass time (forward + input gradient of the MNIST CNN on 250 images; times "
+             "scale with it) and, from the store's ledger, the models it trained or reused and the worst-case "
+             "chunks (100 test images of one model) it attacked or reused. A chapter that reused work did not "
+             "pay for it here: its cost lies with the chapter that made it.", "",
+             table.to_markdown(index=False), "", f"Machine: {'; '.join(machines)}.", ""]
+    path = published / RECORD
+    path.write_text("\n".join(lines))
+    write_claims(root / "README.md", findings.claims_table(published, link=README_LINK))
+    return path
+
+
+def write_claims(readme: Path, table: str) -> None:
+    """Replace the claims table between README's markers with ``table``."""
+    text = readme.read_text()
+    if CLAIMS_START not in text or CLAIMS_END not in text:
+        raise ValueError(f"{readme} has no {CLAIMS_START} … {CLAIMS_END} block for the claims table")
+    head, rest = text.split(CLAIMS_START, 1)
+    readme.write_text(f"{head}{CLAIMS_START}\n{table}\n{CLAIMS_END}{rest.split(CLAIMS_END, 1)[1]}")
 
 
 def hardware() -> str:
@@ -129,7 +349,8 @@ def hardware() -> str:
 
 
 def write_report(records: list[dict], profile: str, root: Path | None = None) -> Path:
-    """Markdown table of this run's notebook times and machine, included by the reproduce page."""
+    """Markdown table of this run's notebook times and machine, included by the reproduce page, and
+    the claims table (:func:`findings.claims_table`) that the front page includes."""
     root = root or project_root()
     total = sum(r["seconds"] for r in records)
     lines = [f"Profile `{profile}`, run on {datetime.date.today().isoformat()} on {hardware()}.", "",
@@ -141,6 +362,7 @@ def write_report(records: list[dict], profile: str, root: Path | None = None) ->
     path = root / EXECUTED / "run_report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+    (root / EXECUTED / "claims.md").write_text(findings.claims_table(root / EXECUTED, link=BOOK_LINK) + "\n")
     return path
 
 
@@ -196,12 +418,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for the executed notebooks (default: book/executed)")
     parser.add_argument("--no-build", action="store_true", help="execute the notebooks, do not build")
     parser.add_argument("--no-strict", action="store_true", help="do not treat build warnings as errors")
+    parser.add_argument("--publish", type=Path, metavar="DIR",
+                        help="copy the executed chapters of DIR into book/published with the run record, and stop")
+    parser.add_argument("--published", action="store_true",
+                        help="build the HTML from book/published without executing any chapter")
     parser.add_argument("--write-parameters", action="store_true",
                         help="rewrite every notebook's parameters cell from profiles.PARAMS, and stop")
     args = parser.parse_args(argv)
     if args.write_parameters:
         changed = write_parameters_cells()
         print(f"parameters cells rewritten: {', '.join(p.name for p in changed) or 'none (all up to date)'}")
+        return 0
+    if args.publish:
+        print(f"run record: {publish(args.publish)}")
+        return 0
+    if args.published:
+        stale = stage_published()
+        print(f"stale chapters (marked in the book): {', '.join(stale) or 'none'}")
+        print(f"book: {build_html(strict=not args.no_strict)}")
         return 0
     try:
         records = run_chapters(args.profile, only=args.only, parameters=dict(args.parameter),

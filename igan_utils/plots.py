@@ -329,7 +329,10 @@ def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", t
                     bar.set_alpha(0.4)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(np.arange(len(order)), order, rotation=45)
-        ax.set_title(f"judge: {judge}", fontsize=10)
+        # the self-judge is the attacked model: x′ fools it by construction, so R at the input is 1 and
+        # the first tap's V is that tap's R minus 1, a drop that says nothing about the tap
+        ax.set_title(f"judge: {judge}" + ("\n(x′ fools it by construction: R at input = 1,\nso the first tap's V = R − 1)"
+                                         if judge == "self" else ""), fontsize=10)
     axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
     _legend_with_unfaithful(axes[0, -1], table, plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey",
                                                              hatch="///"), title=hue)

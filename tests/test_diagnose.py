@@ -60,6 +60,10 @@ def test_a_residual_model_with_batchnorm_and_functional_relus(residual, tmp_path
     assert "not independent" in found.judge and "ResidualCNN" in found.summary()
     html, md = found.report(tmp_path / "html"), found.report(tmp_path / "md", "md")
     assert "data:image/png;base64" in html.read_text() and "Vulnerability per tap" in html.read_text()
+    # the answer leads: the most vulnerable layer with its V and interval, before the details
+    page = html.read_text()
+    assert "Most vulnerable layer of" in found.answer() and "95% interval" in found.answer()
+    assert page.index("Most vulnerable layer") < page.index("Details") < page.index("Vulnerability per tap")
     assert {"vulnerability.png", "information.png", "interpretations.png"} <= {p.name for p in md.parent.iterdir()}
 
     # A second call trains nothing: interpreters and decoders come from the store.

@@ -89,6 +89,22 @@ class Diagnosis:
         v = self.vulnerability
         return list(dict.fromkeys(v.loc[v["faithful"].eq(False), "tap"]))
 
+    def answer(self) -> str:
+        """The answer first: per judge, the most vulnerable faithful tap with its V and 95% interval."""
+        if self.vulnerability.empty or int(self.vulnerability["n"].iloc[0]) == 0:
+            return "No attack succeeded, so no layer can be diagnosed."
+        said = []
+        for judge in dict.fromkeys(self.vulnerability["judge"]):
+            top = self.most_vulnerable(judge, k=1)
+            who = "the model itself" if judge == "self" else f"the {judge} judge"
+            if not top:
+                said.append(f"judged by {who}, no tap is faithful enough to read")
+                continue
+            row = self.vulnerability.query("judge == @judge and tap == @top[0]").iloc[0]
+            said.append(f"judged by {who}, {top[0]} (V = {row['V']:.2f}, 95% interval [{row['V_lo']:.2f}, "
+                        f"{row['V_hi']:.2f}])")
+        return f"Most vulnerable layer of {self.model_name}: " + "; ".join(said) + "."
+
     def summary(self) -> str:
         """A few sentences: what was attacked, who judged, where the vulnerability is, and whether
         information loss predicts it."""

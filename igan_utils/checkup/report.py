@@ -40,7 +40,8 @@ def write_report(found, out: str | Path, format: str = "html") -> Path:
     if format == "md":
         for stem, png in pngs.items():
             (out / f"{stem}.png").write_bytes(png)
-        parts = [f"# Diagnosis of {found.model_name}", found.summary(), settings.to_markdown(index=False)]
+        parts = [f"# Diagnosis of {found.model_name}", f"**{found.answer()}**", "## Details", found.summary(),
+                 settings.to_markdown(index=False)]
         parts += [f"![{stem}]({stem}.png)" for stem in pngs]
         parts += [f"## {title}\n\n{table.round(4).to_markdown(index=False)}" for title, table in found.tables().items()]
         path = out / "report.md"
@@ -55,6 +56,7 @@ def write_report(found, out: str | Path, format: str = "html") -> Path:
                     f"</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}"
                     f"table{{border-collapse:collapse;font-size:90%}}td,th{{padding:2px 8px;text-align:right}}"
                     f"img{{max-width:100%}}</style></head><body><h1>Diagnosis of {found.model_name}</h1>"
+                    f"<p class='answer'><b>{markdown_inline(found.answer())}</b></p><h2>Details</h2>"
                     f"<p>{markdown_inline(found.summary())}</p>{settings.to_html(index=False, border=0)}{images}{tables}"
                     f"</body></html>")
     return path

@@ -1,0 +1,330 @@
+"""What the book says about its results: every sentence a chapter glues, one function per paragraph.
+
+The rules that decide a verdict live with their statistics (``stats.compare_pools``,
+``stats.correlation_verdict``, ``diagnosis.pool_comparison``, ``diagnosis.mixing_verdict``, the
+masking checks of ``evaluation``); this module only words what they decided, so a chapter cell is one
+call and no chapter builds a sentence itself. Each chapter ends with "What we found", its
+:func:`answer` glued as ``answer``, and glues a one-line ``claim_N`` for every claim of the paper it
+decides; :func:`claims_table` gathers those lines from executed chapters into the table that the
+README and the book's front page share.
+
+Plain tables in, plain text out: nothing here trains, attacks or reads the store.
+
+Example::
+
+    from igan_utils import findings
+    text = findings.clean_accuracy(table, labels={"mnist": "MNIST-10k"}, pools=["max", "avg"])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from .diagnosis import INPUT
+from .stats import comparison_sentence, correlation_sentence, family_sentence, family_verdict, recipe_sentence
+
+__all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
+           "interpretation_quality", "judge", "mixing", "most_vulnerable", "attack_comparison",
+           "information_vs_vulnerability", "pooling_layers", "pooling_verdict", "recipe", "family",
+           "quality_claim", "rows_claim", "diagnosis_claim", "pooling_claim", "family_claim", "answer", "glued",
+           "claims_table"]
+
+# The paper's claims (its abstract's wording), the chapter that decides each, and the glue name of
+# that chapter's one-line verdict.
+CLAIMS = (
+    ("1", "InterpretGAN turns a hidden layer's features back into an image", "03_interpretation"),
+    ("2", "Interpretations show how a perturbation changes the features layer by layer", "03_interpretation"),
+    ("3", "A diagnosis quantifies the vulnerability each layer contributes", "04_diagnosis"),
+    ("4", "Layers that lose more information tend to be more vulnerable", "06_pooling_family"),
+    ("5", "Average pooling (less information loss) is more robust than max pooling, for the networks studied",
+     "05_sweeps"),
+)
+
+
+def training_name(method: str) -> str:
+    """``natural`` as is, any adversarial method as "adversarial (PGD)"."""
+    return "natural" if method == "natural" else f"adversarial ({method.upper()})"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def clean_accuracy(table: pd.DataFrame, *, labels: Mapping[str, str], pools: Sequence[str]) -> str:
+    """Chapter 1: the mean clean test accuracy per dataset, training method and pooling of ``table``
+    (columns ``dataset``, ``method``, ``pool``, ``clean_acc``)."""
+    mean = table.groupby(["dataset", "method", "pool"], sort=False)["clean_acc"].mean()
+    return " ".join(
+        f"On {labels[ds]}, {training_name(method)} training reaches a clean test accuracy of "
+        + " and ".join(f"{_percent(mean[ds, method, pool])} ({pool} pooling)" for pool in pools) + "."
+        for ds in dict.fromkeys(table["dataset"]) for method in dict.fromkeys(table["method"]))
+
+
+def robust_accuracy(robust: pd.DataFrame, *, labels: Mapping[str, str], attack: Mapping[str, str],
+                    eps: Mapping[str, float], images: int, pools: Sequence[str]) -> str:
+    """Chapter 2: the worst-case robust accuracy per dataset, training and pooling (mean over seeds),
+    a masked model's number said as the upper bound it is."""
+    means = robust.groupby(["dataset", "method", "pool"], sort=False)[["robust_acc", "masked"]].agg(
+        {"robust_acc": "mean", "masked": "any"})
+
+    def one(ds, method, pool):
+        row = means.loc[(ds, method, pool)]
+        bound = "at most " if row["masked"] else ""
+        return f"{bound}{_percent(row['robust_acc'])} ({pool} pooling{', masked: an upper bound' if row['masked'] else ''})"
+
+    return " ".join(
+        f"Under {attack[ds]} at ε = {eps[ds]:.3g} on {images} {labels[ds]} test images, the "
+        f"{'naturally' if method == 'natural' else 'adversarially'} trained models keep "
+        + " and ".join(one(ds, method, pool) for pool in pools) + "."
+        for ds in dict.fromkeys(robust["dataset"]) for method in dict.fromkeys(robust["method"]))
+
+
+def masking(checks: pd.DataFrame) -> str:
+    """Chapter 2: how many masking checks pass, and which models fail which (``checks``: one row per
+    model and check, with ``model``, ``check`` and ``passed``)."""
+    failed = checks[~checks["passed"].astype(bool)]
+    head = f"{int(checks['passed'].sum())} of {len(checks)} masking checks pass; "
+    if failed.empty:
+        return head + "no model is masked."
+    models = "; ".join(f"{model} ({', '.join(part['check'])})" for model, part in failed.groupby("model"))
+    return (head + f"{failed['model'].nunique()} of {checks['model'].nunique()} models fail at least one and are "
+            f"marked masked: {models}. Their robust accuracies count only as upper bounds on their robustness: "
+            f"chapter 5's verdict uses them one-sided, chapters 4 and 6 leave them out of their comparisons.")
+
+
+def attack_failure(indicators: pd.DataFrame) -> str:
+    """Chapter 2: the indicators of attack failure that fire, per model."""
+    failed = indicators[~indicators["passed"].astype(bool)]
+    head = f"Over {indicators['model'].nunique()} adversarially trained models, "
+    if failed.empty:
+        return head + "no indicator of attack failure fires."
+    return head + "indicators of attack failure fire for " + "; ".join(
+        f"{model} ({', '.join(part['indicator'] + ': ' + part['detail'])})"
+        for model, part in failed.groupby("model")) + "."
+
+
+def interpretation_quality(quality: pd.DataFrame, target: float = 0.9) -> str:
+    """Chapter 3: label agreement of the interpretations at the two deepest taps against ``target``,
+    and the lowest agreement over all taps (``quality``: one row per model and tap)."""
+    deepest = quality.groupby(["dataset", "pool"]).tail(2)
+    lowest = deepest["label_agreement"].min()
+    worst = quality.loc[quality["label_agreement"].idxmin()]
+    return (f"On clean test images, the classifier gives the interpretations at the two deepest interpreted taps "
+            f"({', '.join(dict.fromkeys(deepest['tap']))}) the label of the original in at least {_percent(lowest)} "
+            f"of cases, which {'meets' if lowest >= target else 'misses'} the target of {100 * target:.0f}%; over all "
+            f"taps the lowest agreement is {_percent(worst['label_agreement'])} (at {worst['tap']}).")
+
+
+def judge(judges: Mapping[str, str], trusted: Mapping[str, bool], accuracy: pd.DataFrame,
+          labels: Mapping[str, str]) -> str:
+    """Chapter 4: the independent judge per dataset (its label in ``judges``), whether it passed every
+    masking check, and its accuracy on clean images and on the interpretations of clean images
+    (``accuracy``: ``dataset``, ``tap``, ``judge_accuracy``; tap ``input`` is the clean image)."""
+    sentences = []
+    for ds, name in judges.items():
+        part = accuracy[accuracy["dataset"] == ds]
+        taps = part[part["tap"] != INPUT]["judge_accuracy"]
+        status = ("passes every masking check" if trusted[ds]
+                  else "but it fails a masking check, so its verdicts are not trustworthy")
+        sentences.append(
+            f"The independent judge for {labels[ds]} is {name} (adversarially trained, {status}); it labels "
+            f"{_percent(part[part['tap'] == INPUT]['judge_accuracy'].mean())} of the clean test images correctly "
+            f"and, over all taps of the diagnosed models, between {_percent(part['judge_accuracy'].min())} and "
+            f"{_percent(taps.max())} of their interpretations.")
+    return " ".join(sentences)
+
+
+def mixing(mixing_table: pd.DataFrame, *, reason: str, worst, labels: Mapping[str, str]) -> str:
+    """Chapter 4: what interpreters trained on adversarial twins too change (``mixing_table``: one
+    row per tap and ``interpreters`` "clean only" / "clean + adversarial", with ``R``,
+    ``label_agreement`` and ``ssim``) for the model of ``worst`` (the diagnosis row of the least
+    faithful tap: ``dataset``, ``method``, ``pool``, ``tap``, ``fidelity_ratio``), with rule 7's ``reason``."""
+    by_tap = mixing_table.pivot_table(index="tap", columns="interpreters", sort=False,
+                                      values=["R", "label_agreement", "ssim"])
+    change = {v: by_tap[v, "clean + adversarial"] - by_tap[v, "clean only"] for v in ("R", "label_agreement", "ssim")}
+    most = change["R"].abs().idxmax()
+    return (f"For the {labels[worst['dataset']]} {worst['pool']}-pool model ({worst['method']} training), whose "
+            f"interpretations of x′ are the least faithful (ratio {worst['fidelity_ratio']:.2f} at {worst['tap']}): "
+            f"{reason}. Mixed interpreters change the independent judge's R by {change['R'].min():+.3f} to "
+            f"{change['R'].max():+.3f} across taps (most at {most}, {by_tap.loc[most, ('R', 'clean only')]:.3f} → "
+            f"{by_tap.loc[most, ('R', 'clean + adversarial')]:.3f}) and, on clean images, the label agreement by "
+            f"{100 * change['label_agreement'].min():+.1f} to {100 * change['label_agreement'].max():+.1f} points and "
+            f"the SSIM by {change['ssim'].min():+.3f} to {change['ssim'].max():+.3f}.")
+
+
+def _taps(row) -> str:
+    found = " and ".join(row["taps"]) if row["taps"] else "no faithful tap"
+    return found + (f" (left out as unfaithful on x′: {', '.join(row['left_out'])})" if row["left_out"] else "")
+
+
+def most_vulnerable(ranking: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Chapter 4: per model, where each judge finds the most vulnerability (``ranking``:
+    ``diagnosis.most_vulnerable`` by dataset, method, pool and judge)."""
+    rows = {tuple(r[k] for k in ("dataset", "method", "pool", "judge")): r for r in ranking.to_dict("records")}
+    models = dict.fromkeys(key[:3] for key in rows)
+    return " ".join(
+        f"For the {labels[ds]} {pool}-pool model ({method} training), the independent judge finds the most "
+        f"vulnerability at {_taps(rows[ds, method, pool, 'independent'])}; with the model as its own judge, at "
+        f"{_taps(rows[ds, method, pool, 'self'])}." for ds, method, pool in models)
+
+
+def attack_comparison(compare: pd.DataFrame, r_first: pd.DataFrame, first_tap: str) -> str:
+    """Chapter 4: whether x′ from the ensemble and from PGD name the same most vulnerable taps per
+    model and judge (``compare``: both ``diagnosis.most_vulnerable`` tables merged, with columns
+    ``taps (ensemble)`` and ``taps (PGD)``), and the independent judge's R at ``first_tap`` for both
+    (``r_first``: indexed by method and pool, columns ``ensemble`` and ``PGD``)."""
+    differs = compare[[set(a) != set(b) for a, b in zip(compare["taps (ensemble)"], compare["taps (PGD)"])]]
+    text = (f"The two attacks name the same most vulnerable layers for {len(compare) - len(differs)} of the "
+            f"{len(compare)} model-judge pairs")
+    if len(differs):
+        text += "; they differ for " + "; ".join(
+            f"the {r['pool']}-pool model ({r['method']} training, judge {r['judge']}): "
+            f"{' and '.join(r['taps (ensemble)']) or 'none'} with the ensemble's x′, "
+            f"{' and '.join(r['taps (PGD)']) or 'none'} with PGD's" for r in differs.to_dict("records"))
+    return text + f". At {first_tap}, the independent judge's R is " + "; ".join(
+        f"{r['ensemble']:.3f} with the ensemble's x′ and {r['PGD']:.3f} with PGD's for the {r['pool']}-pool model "
+        f"({r['method']} training)" for r in r_first.reset_index().to_dict("records")) + "."
+
+
+def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Chapter 4: the rank correlation of ΔIL with V over the taps of each model under the independent
+    judge (``correlation``: ``stats.tap_correlations``), and what one model can decide."""
+    rows = correlation[correlation["judge"] == "independent"].to_dict("records")
+    seeds = correlation["seed"].nunique() if "seed" in correlation else 1
+    text = " ".join(f"For the {labels[r['dataset']]} {r['pool']}-pool model ({r['method']} training"
+                    f"{', seed ' + str(r['seed']) if 'seed' in r else ''}, independent judge), "
+                    f"{correlation_sentence(r)}." for r in rows)
+    return text + (f" Over the taps of {'one model' if seeds == 1 else f'{seeds} seeds of each model'}, depth changes "
+                   f"everything at once and only a large correlation can be significant; chapter 6 varies the "
+                   f"downsampling layer alone, across models.")
+
+
+def pooling_layers(pooling: pd.DataFrame, masked: Mapping[str, Sequence[str]]) -> str:
+    """Chapter 4: at each pooling tap, whether average pooling contributes less vulnerability than max
+    pooling (``pooling``: ``diagnosis.pool_comparison`` per training method); a training with a masked
+    model makes no verdict here (its attacks succeed less often, so its x′ are not comparable)."""
+    text = " ".join(f"At {r.tap} ({r.method} training, judge: {r.judge}), the comparison {r.verdict} the claim that "
+                    f"average pooling contributes less vulnerability (V = {r.V_avg:.3f} against {r.V_max:.3f} for max "
+                    f"pooling)." for r in pooling.itertuples() if not r.masked)
+    text += "".join(f" {method} training makes no verdict here: {', '.join(names)} failed a masking check (chapter 2)."
+                    for method, names in masked.items() if names)
+    return text.strip() or "The models compared have no pooling taps in common."
+
+
+def pooling_verdict(comparison: pd.DataFrame, *, attack: str) -> str:
+    """Chapter 5: the verdict of every row of the pooling comparison (``stats.compare_pools`` or
+    ``stats.sequential_comparison``), by the rules of the method page."""
+    return " ".join(comparison_sentence(r, data_label=r["data_label"], method=training_name(r["method"]), attack=attack)
+                    for r in comparison.to_dict("records"))
+
+
+def recipe(summary: pd.DataFrame, *, images: int) -> str:
+    """Chapter 5: is average pooling's masking the pooling's or the recipe's (``stats.recipe_summary``)."""
+    return recipe_sentence(summary, images=images)
+
+
+def family(correlation: pd.DataFrame, *, adversarial: pd.DataFrame, variants: Sequence[str],
+           cuts: Mapping[str, tuple], profile: str) -> str:
+    """Chapter 6: the rank correlation of information loss at the downsampling layers with robust
+    accuracy, how many models were masked and left out, and this chapter's own budget when it has one."""
+    headline = correlation[correlation["measure"] == "il_downsampling"]
+    text = " ".join(family_sentence(r, variants=variants) for r in headline.itertuples())
+    text = text or ("No adversarially trained model passed the gradient-masking checks, so the hypothesis cannot "
+                    "be tested here.")
+    masked = int(adversarial["masked"].fillna(False).astype(bool).sum())
+    text += f" {masked} of {len(adversarial)} adversarially trained models were masked and left out."
+    if cuts:
+        cut = ", ".join(f"{name} {own} instead of {book}" for name, (own, book) in cuts.items())
+        text += f" This chapter runs its own budget in the `{profile}` profile ({cut})."
+    return text
+
+
+def quality_claim(quality: pd.DataFrame, target: float = 0.9) -> str:
+    """Claim 1 in one line: the label agreement at the two deepest taps, against ``target``."""
+    lowest = quality.groupby(["dataset", "pool"]).tail(2)["label_agreement"].min()
+    return (f"{'Yes' if lowest >= target else 'Partly'}: the interpretations at the two deepest taps keep the "
+            f"original's label in at least {_percent(lowest)} of clean test images (target {100 * target:.0f}%)")
+
+
+def rows_claim(examples: int) -> str:
+    """Claim 2 in one line: shown, for ``examples`` image pairs; measured in chapter 4."""
+    return (f"Shown for {examples} clean/adversarial pairs per model: the interpretations follow x′ into another "
+            f"class at some depth; chapter 4 measures at which")
+
+
+def diagnosis_claim(ranking: pd.DataFrame) -> str:
+    """Claim 3 in one line: the independent judge's most vulnerable taps per adversarially trained model."""
+    part = ranking[(ranking["judge"] == "independent") & (ranking["method"] != "natural")]
+    found = "; ".join(f"{r['pool']} pooling: {' and '.join(r['taps']) or 'no faithful tap'}"
+                      for r in part.to_dict("records"))
+    return f"Yes, with intervals; most vulnerable layers of the adversarially trained models (independent judge): {found}"
+
+
+def pooling_claim(comparison: pd.DataFrame) -> str:
+    """Claim 5 in one line: the adversarial pooling verdict with its interval, seeds, images and evidence."""
+    rows = [r for r in comparison.to_dict("records") if r["method"] != "natural"]
+    said = []
+    for r in rows:
+        interval = (f"avg − max {100 * r['avg_minus_max']:+.1f} points, {100 * r['level']:.4g}% interval "
+                    f"[{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]" if r["evidence"] == "estimates"
+                    else f"avg {_percent(r['avg_mean'])}, max {_percent(r['max_mean'])}")
+        said.append(f"{r['verdict'].capitalize()} ({interval}; {r['seeds']} seeds, {r['n']} {r['data_label']} images, "
+                    f"{training_name(r['method'])} training, evidence: {r['evidence']})")
+    return "; ".join(said) or "not decided"
+
+
+def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
+    """Claim 4 in one line: rule 9's verdict on the pooling family (``stats.family_verdict``), with the
+    correlation of the variants' means, its p-value and the models it rests on."""
+    said = []
+    for r in correlation[correlation["measure"] == "il_downsampling"].to_dict("records"):
+        verdict = family_verdict(r) if r["models"] >= 3 and not pd.isna(r["rho"]) else "cannot test"
+        if verdict == "cannot test":
+            said.append(f"Untested: {r['models']} unmasked models")
+            continue
+        word = {"supports": "Supported", "contradicts": "Contradicted"}.get(verdict, "Not decided")
+        said.append(f"{word} (ρ over the {r['groups']} poolings' means {r['group_rho']:+.2f}, permutation p = "
+                    f"{r['group_p']:.2g}; {r['models']} unmasked models, {len(variants)} poolings × {r['seeds']} seeds)")
+    return "; ".join(said) or "untested"
+
+
+def answer(*sentences: str, profile: str) -> str:
+    """A chapter's "What we found": its sentences in order, and, in ``smoke``, the reminder that its
+    numbers test the pipeline and are not results."""
+    text = " ".join(s.strip() for s in sentences if s and s.strip())
+    if profile == "smoke":
+        text += (" (Profile `smoke`: a few hundred images and seconds of training test the pipeline; these numbers "
+                 "are not results.)")
+    return text
+
+
+def glued(notebook: str | Path) -> dict[str, str]:
+    """The plain-text values an executed notebook glued (``myst_nb.glue``), by name."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    found = {}
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = next((v for k, v in output.get("data", {}).items() if k.endswith("text/plain")), None)
+            if name and text is not None:
+                text = "".join(text) if isinstance(text, list) else text
+                found[name] = text[1:-1] if text[:1] == text[-1:] and text[:1] in "'\"" else text
+    return found
+
+
+def claims_table(executed: str | Path, *, link: str = "{nn}") -> str:
+    """The paper's five claims as a Markdown table, each with the one-line verdict (``claim_N``) that
+    its chapter glued in the executed notebooks of folder ``executed``, and where to read it: ``link``
+    formatted with ``chapter`` (e.g. ``05_sweeps``) and ``nn`` (``05``). A chapter not executed there
+    says so."""
+    executed = Path(executed)
+    lines = ["| claim of the paper | what this book found | chapter |", "| --- | --- | --- |"]
+    for number, claim, chapter in CLAIMS:
+        path = executed / f"{chapter}.ipynb"
+        verdict = (glued(path).get(f"claim_{number}") if path.exists() else None) or "not in this run yet"
+        lines.append(f"| {number}. {claim} | {verdict} | {link.format(chapter=chapter, nn=chapter[:2])} |")
+    return "\n".join(lines)

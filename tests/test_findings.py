@@ -1,0 +1,123 @@
+"""The book's sentences and its claims table (``igan_utils.findings``) and the published run
+(``igan_utils.book``: stamps, staleness, staging, README's claims table)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from igan_utils import book, findings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_masking_sentence_says_upper_bound_not_kept_out():
+    checks = pd.DataFrame({"model": ["max/pgd/s0", "avg/pgd/s0", "avg/pgd/s0"],
+                           "check": ["large eps", "large eps", "autoattack vs pgd"], "passed": [True, True, False]})
+    text = findings.masking(checks)
+    assert text.startswith("2 of 3 masking checks pass") and "avg/pgd/s0 (autoattack vs pgd)" in text
+    assert "upper bounds" in text and "kept out" not in text
+    assert findings.masking(checks.assign(passed=True)).endswith("no model is masked.")
+
+
+def test_a_masked_model_s_robust_accuracy_reads_as_an_upper_bound():
+    robust = pd.DataFrame({"dataset": ["mnist"] * 2, "method": ["pgd"] * 2, "pool": ["max", "avg"],
+                           "robust_acc": [0.9, 0.5], "masked": [False, True]})
+    text = findings.robust_accuracy(robust, labels={"mnist": "MNIST-10k"}, attack={"mnist": "AA"}, eps={"mnist": 0.3},
+                                    images=100, pools=["max", "avg"])
+    assert "90.0% (max pooling)" in text and "at most 50.0% (avg pooling, masked: an upper bound)" in text
+
+
+def test_the_answer_of_a_smoke_chapter_says_its_numbers_are_not_results():
+    assert "not results" in findings.answer("A.", "B.", profile="smoke")
+    assert findings.answer("A.", " ", "B.", profile="quick") == "A. B."
+
+
+def _executed(path: Path, glued: dict[str, str], code: str = "x = 1", stamp: dict | None = None) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A chapter"), nbformat.v4.new_code_cell(code)]
+    notebook.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/papermill.record/text/plain": repr(value)},
+        metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}})
+        for name, value in glued.items()]
+    if stamp:
+        notebook.metadata[book.STAMP] = stamp
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_the_claims_table_reads_each_claim_from_its_chapter(tmp_path):
+    _executed(tmp_path / "05_sweeps.ipynb", {"claim_5": "No difference beyond the interval (+1.0 points)"})
+    table = findings.claims_table(tmp_path, link="[{nn}]({chapter}.html)")
+    rows = table.splitlines()
+    assert len(rows) == 2 + len(findings.CLAIMS)
+    assert "| 5. Average pooling" in rows[-1] and "No difference beyond the interval (+1.0 points)" in rows[-1]
+    assert rows[-1].endswith("[05](05_sweeps.html) |")
+    assert "not in this run yet" in rows[2]  # chapter 3 was not executed there
+
+
+def test_readme_s_claims_table_is_the_published_run_s():
+    """README's table is written from book/published by `--publish`, so it cannot drift from the run."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(book.CLAIMS_START, 1)[1].split(book.CLAIMS_END, 1)[0].strip()
+    assert block == findings.claims_table(ROOT / book.PUBLISHED, link=book.README_LINK)
+
+
+def _fake_root(tmp_path: Path) -> Path:
+    """A project with two chapters, prose pages and a README, as the staging reads them."""
+    root = tmp_path / "project"
+    for name in ("notebooks", "book"):
+        (root / name).mkdir(parents=True)
+    _executed(root / "notebooks" / "01_classification.ipynb", {}, code="x = 1")
+    _executed(root / "notebooks" / "05_sweeps.ipynb", {}, code="y = 2")
+    (root / "book" / "results.md").write_text("{glue:text}`executed/05_sweeps.ipynb::sweep_text:s`\n")
+    (root / "README.md").write_text(f"front\n{book.CLAIMS_START}\nold\n{book.CLAIMS_END}\nend\n")
+    return root
+
+
+def test_a_stale_published_chapter_is_marked_with_its_run_s_commit(tmp_path):
+    root = _fake_root(tmp_path)
+    run = tmp_path / "run"
+    stamp = {"commit": "abc1234", "finished": "2026-12-04T20:00:00", "seconds": 60, "profile": "quick",
+             "pass_ms": 190.0, "machine": "test"}
+    _executed(run / "01_classification.ipynb", {"answer": "fresh"}, code="x = 1", stamp=stamp)
+    _executed(run / "05_sweeps.ipynb", {"claim_5": "No difference", "sweep_text": "t"}, code="y = 1", stamp=stamp)
+    book.publish(run, root=root, store=book.Store(tmp_path / "store"))
+    published = root / book.PUBLISHED
+    assert [p.name for p in book.stale_chapters(published, root)] == ["05_sweeps.ipynb"]  # its code changed
+    record = (published / book.RECORD).read_text()
+    assert "abc1234" in record and "05_sweeps" in record
+    assert "No difference" in (root / "README.md").read_text()
+
+    assert book.stage_published(root) == ["05_sweeps.ipynb"]
+    staged = nbformat.read(root / book.EXECUTED / "05_sweeps.ipynb", as_version=4)
+    note = staged.cells[1].source
+    assert note.startswith(":::{warning} Stale") and "abc1234" in note
+    fresh = nbformat.read(root / book.EXECUTED / "01_classification.ipynb", as_version=4)
+    assert not any("Stale" in c.source for c in fresh.cells)
+    assert "No difference" in (root / book.EXECUTED / "claims.md").read_text()
+
+
+def test_a_chapter_not_in_the_published_run_gets_a_page_that_says_so(tmp_path):
+    root = _fake_root(tmp_path)
+    run = tmp_path / "run"
+    _executed(run / "01_classification.ipynb", {}, stamp={"commit": "abc1234"})
+    book.publish(run, root=root, store=book.Store(tmp_path / "store"))
+    book.stage_published(root)
+    page = nbformat.read(root / book.EXECUTED / "05_sweeps.ipynb", as_version=4)
+    assert "not in the published run yet" in page.cells[0].source
+    # what the prose pages paste from it is glued, so the strict build finds every name
+    assert findings.glued(root / book.EXECUTED / "05_sweeps.ipynb") == {"sweep_text": "not in this run yet"}
+
+
+def test_publishing_refuses_unstamped_notebooks(tmp_path):
+    root = _fake_root(tmp_path)
+    _executed(tmp_path / "run" / "01_classification.ipynb", {})
+    with pytest.raises(ValueError, match="carries no run stamp"):
+        book.publish(tmp_path / "run", root=root, store=book.Store(tmp_path / "store"))
+    with pytest.raises(ValueError, match="no executed chapters"):
+        book.publish(tmp_path / "empty", root=root)
