@@ -323,6 +323,22 @@ def publish(executed: Path, root: Path | None = None, store: Store | None = None
     return path
 
 
+README_FIGURE = Path("assets") / "what_each_layer_sees.png"
+README_FIGURE_CELL = "what each layer sees"  # the chapter-3 cell that draws it
+
+
+def figure_of(notebook: Path, marker: str = README_FIGURE_CELL) -> bytes:
+    """The first PNG that the code cell of executed ``notebook`` whose source contains ``marker`` drew."""
+    import base64
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "code" and marker in cell.source:
+            for output in cell.get("outputs", []):
+                if "image/png" in output.get("data", {}):
+                    return base64.b64decode(output["data"]["image/png"])
+    raise ValueError(f"{notebook} has no figure drawn by a cell containing {marker!r}")
+
+
 def write_claims(readme: Path, table: str) -> None:
     """Replace the claims table between README's markers with ``table``."""
     text = readme.read_text()
@@ -422,12 +438,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy the executed chapters of DIR into book/published with the run record, and stop")
     parser.add_argument("--published", action="store_true",
                         help="build the HTML from book/published without executing any chapter")
+    parser.add_argument("--readme-figure", type=Path, metavar="NOTEBOOK",
+                        help=f"copy chapter 3's figure from an executed NOTEBOOK to {README_FIGURE}, and stop")
     parser.add_argument("--write-parameters", action="store_true",
                         help="rewrite every notebook's parameters cell from profiles.PARAMS, and stop")
     args = parser.parse_args(argv)
     if args.write_parameters:
         changed = write_parameters_cells()
         print(f"parameters cells rewritten: {', '.join(p.name for p in changed) or 'none (all up to date)'}")
+        return 0
+    if args.readme_figure:
+        (project_root() / README_FIGURE).write_bytes(figure_of(args.readme_figure))
+        print(f"README's figure: {README_FIGURE} from {args.readme_figure}")
         return 0
     if args.publish:
         print(f"run record: {publish(args.publish)}")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -27,14 +28,16 @@ def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatc
 
     started = []
 
-    def flaky_start(*args, **kwargs):  # what jupyter_client raises when two kernels race for one port
+    def flaky_start(notebook, output, **kwargs):  # what jupyter_client raises when two kernels race for one port
         started.append(1)
         if len(started) < book.KERNEL_START_ATTEMPTS:
             raise RuntimeError("Kernel died before replying to kernel_info")
+        nbformat.write(nbformat.v4.new_notebook(), output)  # what papermill writes when the kernel ran
 
     monkeypatch.setattr(papermill, "execute_notebook", flaky_start)
     book.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
     assert len(started) == book.KERNEL_START_ATTEMPTS
+    assert "commit" in nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4).metadata[book.STAMP]  # stamped
 
     def other_failure(*args, **kwargs):
         started.append(1)

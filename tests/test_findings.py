@@ -121,3 +121,16 @@ def test_publishing_refuses_unstamped_notebooks(tmp_path):
         book.publish(tmp_path / "run", root=root, store=book.Store(tmp_path / "store"))
     with pytest.raises(ValueError, match="no executed chapters"):
         book.publish(tmp_path / "empty", root=root)
+
+
+def test_readme_s_figure_is_taken_from_the_chapter_3_cell_that_draws_it(tmp_path):
+    import base64
+
+    notebook = nbformat.v4.new_notebook()
+    drawn = nbformat.v4.new_code_cell('plots.image_table(..., title=f"{label}: what each layer sees")')
+    drawn.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(b"PNG!").decode()})]
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1"), drawn]
+    nbformat.write(notebook, tmp_path / "03.ipynb")
+    assert book.figure_of(tmp_path / "03.ipynb") == b"PNG!"
+    with pytest.raises(ValueError, match="has no figure"):
+        book.figure_of(tmp_path / "03.ipynb", marker="no such cell")
