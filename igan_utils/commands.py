@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -19,15 +20,27 @@ USER_ERRORS = (ValueError, TypeError, OSError, ArtifactError)
 
 
 def check_out_folder(out: str | Path, what: str = "output folder") -> Path:
-    """``out`` as a folder a command can write into, checked before any work and without creating
-    anything (a failed run leaves nothing behind): a ValueError when ``out`` or a parent is a file, or
-    when the folder (or the nearest existing parent, where it will be made) is not writable."""
+    """``out`` as a folder a command can write into, checked before any work and leaving nothing
+    behind: a ValueError when ``out`` or a parent is a file, or when the folder cannot be made or
+    written. The check makes the missing folders and a probe file, then removes what it made (asking
+    ``os.access`` is not enough: it says yes to root, and knows nothing of too-long names or full disks)."""
     out = Path(out)
-    existing = next(p for p in (out, *out.resolve().parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"the {what} {out} cannot be created: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"the {what} {out} cannot be written: {existing} is not writable")
+    made, existing = [], None
+    try:
+        existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"the {what} {out} cannot be created: {existing} is a file")
+        for folder in reversed([p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]):
+            folder.mkdir()
+            made.append(folder)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        verb = "written" if existing is not None and out.absolute() == existing.absolute() else "created"
+        raise ValueError(f"the {what} {out} cannot be {verb}: {error.strerror or error}") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
     return out
 
 

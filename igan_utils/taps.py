@@ -136,6 +136,9 @@ def tap_candidates(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
     try:
         with torch.no_grad(), eval_mode(model):
             model(*to_model(model, torch.zeros(1, *input_shape)))
+    except RuntimeError as error:  # the model's own shape error, in the user's terms
+        raise ValueError(f"the model cannot run on one image of shape {tuple(input_shape)} "
+                         f"({str(error).splitlines()[0]}); give the shape it takes") from None
     finally:
         for handle in handles:
             handle.remove()

@@ -14,6 +14,7 @@ from torch import nn
 
 from igan_utils import attacks, book, data, diagnose_model, diagnosis, evaluation, models, profiles, sweep, training
 from igan_utils.checkup import cli
+from igan_utils.commands import check_out_folder
 from igan_utils.store import Checkpoint, CorruptArtifactError, Store, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,7 @@ def user_files(tmp_path):
     (["--judge", "self", "--judge-weights", "{d}/missing.pt"], "--judge-weights needs --judge MODULE:FACTORY"),
     (["--out", "{d}/a_file"], "a_file is a file"),
     (["--out", "{d}/a_file/report"], "a_file is a file"),
+    (["--out", "{d}/" + "n" * 300 + "/report"], "cannot be created: File name too long"),
     (["-p", "gan_steps=two"], "parameter 'gan_steps' must be of type int"),
     (["-p", "bootstrap=1"], "parameter 'bootstrap' must be >= 20"),
     (["-p", "judges=self"], "unknown parameter(s) 'judges'"),
@@ -212,14 +214,34 @@ def test_igan_diagnose_mistakes(extra, message, user_files, capsys, monkeypatch)
 @pytest.mark.parametrize("model, data_option, message", [
     ("{d}/broken.py:make", "{d}/data.pt", "make() raised RuntimeError: no GPU here"),
     (EXAMPLE, "{d}/a_file", "a_file must hold a dict"),
+    (EXAMPLE, "{d}/bare.pt", "'train' must be a pair (images, labels) of tensors"),
+    (EXAMPLE, "{d}/pair.pt", "must hold a dict with keys 'train' and 'test', each (images, labels); it holds a tuple"),
     (EXAMPLE, "mnist", "is a file, not a folder"),
 ])
 def test_igan_diagnose_user_code_and_data_faults(model, data_option, message, user_files, capsys, monkeypatch):
     monkeypatch.setenv("IGAN_DATA_DIR", str(user_files / "a_file"))
     torch.save({}, user_files / "a_file")  # a checkpoint, but not train and test data
+    images, labels = _digits(40)
+    torch.save({"train": images, "test": images}, user_files / "bare.pt")  # tensors without their labels
+    torch.save((images, labels), user_files / "pair.pt")  # one pair, not train and test
     argv = ["--model", model.format(d=user_files), "--data", data_option.format(d=user_files), "--taps", "stage1",
             "--eps", "0.3", "--judge", "self", "--out", f"{user_files}/report"]
     _fails_clearly(cli.main, argv, capsys, message)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ("28,28", "--input-shape must be one image's C,H,W"),
+    ("1,0,28", "--input-shape must be one image's C,H,W"),
+    ("1,28,27", "the model cannot run on one image of shape (1, 28, 27)"),
+])
+def test_igan_diagnose_input_shapes_the_model_cannot_take(shape, message, capsys):
+    small_cnn = "igan_utils.models:small_cnn"  # ends in a linear layer of fixed size: 28×27 does not fit
+    _fails_clearly(cli.main, ["--model", small_cnn, "--list-taps", "--input-shape", shape], capsys, message)
+
+
+def test_an_output_folder_check_leaves_nothing_behind(tmp_path):
+    assert check_out_folder(tmp_path / "a" / "b" / "report") == tmp_path / "a" / "b" / "report"
+    assert list(tmp_path.iterdir()) == []  # made to try, then removed
 
 
 @pytest.mark.parametrize("parameter, message", [

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 from torch import nn
 
 from .. import data, profiles
@@ -77,18 +78,40 @@ def load_data(source: str, P) -> tuple[data.ImageSet, data.ImageSet, str | None]
                                 f"(images, labels); {path} is not a file")
     stored = load_checkpoint(path)
     if not (isinstance(stored, dict) and {"train", "test"} <= set(stored)):
-        raise ValueError(f"{path} must hold a dict with keys 'train' and 'test', each (images, labels)")
+        raise ValueError(f"{path} must hold a dict with keys 'train' and 'test', each (images, labels); "
+                         f"it holds {_described(stored)}")
+    for split in ("train", "test"):
+        pair = stored[split]
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                and all(isinstance(t, torch.Tensor) for t in pair)):
+            raise ValueError(f"{path}: {split!r} must be a pair (images, labels) of tensors, images (N, C, H, W) "
+                             f"in [0, 1] and labels (N,); it is {_described(pair)}")
     classes = stored.get("classes")
     train = data.as_image_set(tuple(stored["train"]), name=path.stem, classes=classes)
     return train, data.as_image_set(tuple(stored["test"]), name=path.stem, classes=classes or train.classes), None
 
 
+def _described(value) -> str:
+    """What a loaded value is, in a few words: a tensor's shape, a container's length and contents."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}: {', '.join(_described(v) for v in value[:3])}"
+    return f"a {type(value).__name__}"
+
+
 def _input_shape(args, P) -> tuple[int, ...]:
     if args.input_shape:
         try:
-            return tuple(int(v) for v in args.input_shape.split(","))
+            shape = tuple(int(v) for v in args.input_shape.split(","))
         except ValueError:
-            raise ValueError(f"--input-shape must be C,H,W (integers), got {args.input_shape!r}") from None
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"--input-shape must be one image's C,H,W (three positive integers, e.g. 1,28,28), "
+                             f"got {args.input_shape!r}")
+        return shape
     if args.data in data.DATASETS:
         return {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[args.data]
     if args.data:
