@@ -18,8 +18,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from igan_utils import attacks, data, training
-from igan_utils.book import hardware
+from igan_utils.book.runner import hardware
+from igan_utils.method import attacks, data, training
 
 
 def timed(fns: dict, device, repeats: int) -> dict[str, float]:

@@ -26,16 +26,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from igan_utils import book, models
-from igan_utils.store import STORE_ENV_VAR, Store
+from igan_utils.book import runner
+from igan_utils.book.store import STORE_ENV_VAR, Store
 
-BATCH = book.PASS_BATCH  # images per pass of the pass-time measurement
-mnist_passes = book.mnist_passes  # benchmarks/sweep.py times the same pass
+BATCH = runner.PASS_BATCH  # images per pass of the pass-time measurement
+mnist_passes = runner.mnist_passes  # benchmarks/sweep.py times the same pass
 
 
 def pass_seconds(repeats: int = 30) -> tuple[float, float]:
-    """Median seconds of one forward+input-gradient pass and of one forward pass (``book.pass_seconds``)."""
-    return book.pass_seconds(repeats)
+    """Median seconds of one forward+input-gradient pass and of one forward pass (``runner.pass_seconds``)."""
+    return runner.pass_seconds(repeats)
 
 
 def ledger_table(ledger: pd.DataFrame, seconds: dict[str, float], pass_time: float, forward_time: float) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def chunks_per_model(ledger: pd.DataFrame, tag: str) -> pd.Series:
 
 
 def main() -> None:
-    from igan_utils.evaluation import CHUNK
+    from igan_utils.method.autoattack import CHUNK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke")
@@ -101,20 +101,20 @@ def main() -> None:
         print(f"pass time before: {1e3 * before[0]:.1f} ms (forward only {1e3 * before[1]:.1f} ms)", flush=True)
         start = time.perf_counter()
         cold = []
-        for notebook in book.chapters():  # one at a time: a run cut short still prints its chapters' rows
-            cold += book.run_chapters(args.profile, only=[notebook.stem])
+        for notebook in runner.chapters():  # one at a time: a run cut short still prints its chapters' rows
+            cold += runner.run_chapters(args.profile, only=[notebook.stem])
             row = ledger_table(Store(root).ledger(), {cold[-1]["notebook"]: cold[-1]["seconds"]}, *before)
             print(row.to_markdown(index=False), flush=True)
         chapters = time.perf_counter() - start
         start = time.perf_counter()
-        book.write_report(cold, args.profile)
-        book.build_html()
+        runner.write_run_report(cold, args.profile)
+        runner.build_html()
         build = time.perf_counter() - start
         after = pass_seconds()
-        cached = book.run_chapters(args.profile) if args.cached else []
+        cached = runner.run_chapters(args.profile) if args.cached else []
         ledger = Store(root).ledger()
     pass_time, forward_time = statistics.median([before[0], after[0]]), statistics.median([before[1], after[1]])
-    print(f"# {time.strftime('%Y-%m-%d')}, profile {args.profile}, {book.hardware()}, torch threads "
+    print(f"# {time.strftime('%Y-%m-%d')}, profile {args.profile}, {runner.hardware()}, torch threads "
           f"{torch.get_num_threads()}")
     print(f"pass time ({BATCH} images, forward+input gradient): {1e3 * before[0]:.1f} ms before, "
           f"{1e3 * after[0]:.1f} ms after; forward only {1e3 * before[1]:.1f} / {1e3 * after[1]:.1f} ms")

@@ -27,9 +27,10 @@ import time
 import pandas as pd
 import torch
 
-from igan_utils import data, evaluation, profiles, training
-from igan_utils.book import hardware, parameter_pair
-from igan_utils.store import Store
+from igan_utils.book import configs, profiles
+from igan_utils.book.runner import hardware, parameter_pair
+from igan_utils.book.store import Store
+from igan_utils.method import autoattack, masking, training
 
 BAR = 0.015  # issue #22: an independent ensemble must agree with every unmasked number within 1.5 points
 
@@ -73,26 +74,26 @@ def main() -> None:
     args = parser.parse_args()
     P = profiles.resolve("robustness_point", args.profile, **dict(args.parameter))
     store = Store()
-    splits = data.splits_for(P, "mnist")
+    splits = configs.splits_for(P, "mnist")
     x, y = splits.test.take(slice(0, args.images)).tensors()
-    eps, ensemble = profiles.attack_settings(P, "mnist")["eps"], evaluation.ensemble_for(P, "mnist")
+    eps, ensemble = configs.attack_settings(P, "mnist")["eps"], configs.ensemble_for(P, "mnist")
     print(f"# {time.strftime('%Y-%m-%d')}, {hardware()}; {splits.label}, first {args.images} test images, eps {eps}; "
           f"book: {ensemble.name}; independent: torchattacks APGD-CE-{args.iters}, APGD-T-{args.iters}×{args.targets}, "
           f"Square-{args.queries}", flush=True)
     rows = []
     for pool in args.pools.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            config = training.config_for(P, "mnist", pool, seed, adversarial=True)
+            config = configs.train_config_for(P, "mnist", pool, seed, adversarial=True)
             config = dataclasses.replace(config, data=splits.train.fingerprint())
             if not store.exists("classifier", config.key()):
                 raise SystemExit(f"{config.label} ({config.epochs} epochs) is not in the store {store.root}: "
                                  f"this check attacks stored models only")
             trained = training.get_or_train(config, splits.train, splits.val, store=store, progress=False)
-            book = evaluation.stored_worst_case(trained, x, y, eps=eps, ensemble=ensemble, store=store, progress=False)
-            checks = evaluation.masking_checks(trained, x, y, eps=eps, large_eps=profiles.large_eps(P, "mnist"),
+            book = autoattack.stored_worst_case(trained, x, y, eps=eps, ensemble=ensemble, store=store, progress=False)
+            checks = masking.masking_checks(trained, x, y, eps=eps, large_eps=configs.large_eps(P, "mnist"),
                                                ensemble=ensemble, store=store, check_size=P.check_size)
-            table = evaluation.with_check_numbers(pd.DataFrame([{"model": config.label}]), checks)
-            masked = bool(evaluation.masked_from_numbers(table).iloc[0])
+            table = masking.with_check_numbers(pd.DataFrame([{"model": config.label}]), checks)
+            masked = bool(masking.masked_from_numbers(table).iloc[0])
             robust, seconds = independent_robust(trained.model, x, y, eps=eps, iters=args.iters,
                                                  targets=args.targets, queries=args.queries)
             ours, theirs = book.robust.float().mean().item(), robust.float().mean().item()

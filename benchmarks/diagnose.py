@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from residual_cnn import ResidualCNN, train  # noqa: E402
 
-from igan_utils import data  # noqa: E402
-from igan_utils.book import hardware  # noqa: E402
+from igan_utils.book.runner import hardware
+from igan_utils.method import data
 
 TAPS = "stage1.0,stage1,stage2.1,head.2"
 

@@ -21,9 +21,10 @@ import time
 import pandas as pd
 import torch
 
-from igan_utils import data, evaluation, profiles, training
-from igan_utils.book import hardware
-from igan_utils.store import Store
+from igan_utils.book import configs, profiles
+from igan_utils.book.runner import hardware
+from igan_utils.book.store import Store
+from igan_utils.method import autoattack, training
 
 
 def main() -> None:
@@ -34,19 +35,19 @@ def main() -> None:
     parser.add_argument("--no-alone", action="store_true", help="skip running each attack alone")
     args = parser.parse_args()
     P = profiles.resolve("02_adversarial", "quick")
-    splits = data.splits_for(P, "mnist")
+    splits = configs.splits_for(P, "mnist")
     x, y = splits.test.take(slice(0, args.images)).tensors()
-    ensemble = evaluation.ensemble_for(P, "mnist")
-    eps = profiles.attack_settings(P, "mnist")["eps"]
+    ensemble = configs.ensemble_for(P, "mnist")
+    eps = configs.attack_settings(P, "mnist")["eps"]
     print(f"# {time.strftime('%Y-%m-%d')}, {hardware()}; {splits.label}, first {args.images} test images, "
           f"eps {eps}; ensemble: {ensemble.name}")
     rows = []
     for pool in args.pools.split(","):
-        model = training.get_or_train(training.config_for(P, "mnist", pool, 0, adversarial=True), splits.train,
+        model = training.get_or_train(configs.train_config_for(P, "mnist", pool, 0, adversarial=True), splits.train,
                                       splits.val, store=Store())
-        chain = evaluation.worst_case(model.model, x, y, eps=eps, ensemble=ensemble)
+        chain = autoattack.worst_case(model.model, x, y, eps=eps, ensemble=ensemble)
         for name in ([] if args.no_alone else ensemble.order):
-            alone = evaluation.worst_case(model.model, x, y, eps=eps, ensemble=ensemble.only(name))
+            alone = autoattack.worst_case(model.model, x, y, eps=eps, ensemble=ensemble.only(name))
             rows.append({"model": model.config.label, "attack": name, "in ensemble s": chain.seconds[name],
                          "accuracy after it": chain.after[name], "alone s": alone.seconds[name],
                          "accuracy alone": alone.accuracy})

@@ -23,7 +23,8 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from igan_utils.stats import correlation_over_seeds, family_verdict
+from igan_utils.book.verdicts import family_verdict
+from igan_utils.method.stats import correlation_over_seeds
 
 
 def simulate(r: float, variants: int, seeds: int, rng: np.random.Generator, resamples: int) -> dict[str, str]:

@@ -53,7 +53,7 @@ summary=$out/summary.md
 {
     echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    "$PY" -c "from igan_utils.book import hardware; print(hardware())"
+    "$PY" -c "from igan_utils.book.runner import hardware; print(hardware())"
     [ "$device" = cuda ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     echo "device: $device; data: $IGAN_DATA_DIR; tiny: ${GPU_CHECK_TINY:-0}"
     echo

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from igan_utils.store import load_checkpoint
+from igan_utils.book.store import load_checkpoint
 
 
 def same_weights(a: Path, b: Path) -> int:

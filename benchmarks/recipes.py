@@ -19,9 +19,10 @@ import time
 
 import pandas as pd
 
-from igan_utils import data, evaluation, profiles, training
-from igan_utils.book import hardware
-from igan_utils.store import Store
+from igan_utils.book import configs, profiles
+from igan_utils.book.runner import hardware
+from igan_utils.book.store import Store
+from igan_utils.method import autoattack, masking, training
 
 DEFAULT_RECIPES = ["pgd,3,4,5e-3", "pgd,7,4,5e-3", "pgd,10,4,5e-3", "pgd,10,6,5e-3"]
 
@@ -51,19 +52,19 @@ def main() -> None:
     for recipe in args.recipe or DEFAULT_RECIPES:
         overrides = parse_recipe(recipe)
         P = profiles.resolve("02_adversarial", "quick", **overrides)
-        splits = data.splits_for(P, "mnist")
+        splits = configs.splits_for(P, "mnist")
         x, y = splits.test.take(slice(0, args.images)).tensors()
-        ensemble = evaluation.ensemble_for(P, "mnist")
-        eps = profiles.attack_settings(P, "mnist")["eps"]
+        ensemble = configs.ensemble_for(P, "mnist")
+        eps = configs.attack_settings(P, "mnist")["eps"]
         for pool in args.pools.split(","):
             for seed in map(int, args.seeds.split(",")):
                 start = time.perf_counter()
-                model = training.get_or_train(training.config_for(P, "mnist", pool, seed, adversarial=True),
+                model = training.get_or_train(configs.train_config_for(P, "mnist", pool, seed, adversarial=True),
                                               splits.train, splits.val, store=store)
                 train_seconds = time.perf_counter() - start
                 start = time.perf_counter()
-                table = evaluation.robust_table([model], x, y, eps=eps, ensemble=ensemble, store=store).iloc[0]
-                checks = evaluation.masking_checks(model, x, y, eps=eps, large_eps=profiles.large_eps(P, "mnist"),
+                table = autoattack.robust_table([model], x, y, eps=eps, ensemble=ensemble, store=store).iloc[0]
+                checks = masking.masking_checks(model, x, y, eps=eps, large_eps=configs.large_eps(P, "mnist"),
                                                    ensemble=ensemble, store=store).set_index("check")
                 beta = f", β {P.trades_beta:g}" if P.adv_method == "trades" else ""
                 rows.append({"recipe": f"{P.adv_method}-{P.train_steps} × {P.adv_epochs} ep, lr {P.lr:g}{beta}",

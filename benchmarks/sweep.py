@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 from book import BATCH, mnist_passes  # benchmarks/book.py
-
-from igan_utils import sweep
-from igan_utils.book import hardware
-from igan_utils.runtime import project_root
+from igan_utils.book import sweep
+from igan_utils.book.runner import hardware
+from igan_utils.method.runtime import project_root
 
 
 def _passes_in_process(threads: int, passes: int, barrier, seconds) -> None:

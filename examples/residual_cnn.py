@@ -57,7 +57,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
 
 
 if __name__ == "__main__":
-    from igan_utils import data
+    from igan_utils.method import data
 
     parser = argparse.ArgumentParser(description="train the example residual CNN on MNIST(-10k)")
     parser.add_argument("--weights", default="my_cnn.pt", help="where to save the state dict")

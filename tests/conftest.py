@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from igan_utils import data, training
+from igan_utils.method import data, training
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -88,7 +88,7 @@ def _sweepable_notebook(folder: Path, *, results: bool = True, seconds: float = 
     body = (f"import time\ntime.sleep({seconds})\nimport pandas as pd\n"
             "if a == 'bad':\n    raise RuntimeError('bad point')\n"
             "table = pd.DataFrame({'value': [f'{a}-{b}']})\n"
-            "from igan_utils.store import record_results\nrecord_results(table, results_path)\n" if results else "")
+            "from igan_utils.book.store import record_results\nrecord_results(table, results_path)\n" if results else "")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
                                          nbformat.v4.new_code_cell(body)],
                                   metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from igan_utils import attacks, models
+from igan_utils.method import attacks, models
 
 
 def _gen(seed=0):
@@ -81,7 +81,7 @@ def test_pgd_s_host_syncs_do_not_grow_with_the_steps(natural_model, test_batch, 
 
 
 def test_fgsm_and_trades_inner_steps_make_no_sync_per_step(natural_model, test_batch):
-    from igan_utils import training
+    from igan_utils.method import training
 
     x, y = test_batch[0][:8], test_batch[1][:8]
     with _SyncCounter() as counter:
@@ -243,7 +243,7 @@ def test_mistakes_get_one_clear_sentence_before_any_work(call, error, message):
 
 
 def test_taps_given_as_one_string_are_refused_with_a_hint():
-    from igan_utils import taps
+    from igan_utils.method import taps
 
     with pytest.raises(ValueError, match="did you mean \\['conv1', 'conv2'\\]"):
         taps.tap_names(models.small_cnn(), "conv1,conv2")

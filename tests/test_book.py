@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from igan_utils import book
+from igan_utils.book import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,14 @@ def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatc
 
     def flaky_start(notebook, output, **kwargs):  # what jupyter_client raises when two kernels race for one port
         started.append(1)
-        if len(started) < book.KERNEL_START_ATTEMPTS:
+        if len(started) < runner.KERNEL_START_ATTEMPTS:
             raise RuntimeError("Kernel died before replying to kernel_info")
         nbformat.write(nbformat.v4.new_notebook(), output)  # what papermill writes when the kernel ran
 
     monkeypatch.setattr(papermill, "execute_notebook", flaky_start)
-    book.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
-    assert len(started) == book.KERNEL_START_ATTEMPTS
-    assert "commit" in nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4).metadata[book.STAMP]  # stamped
+    runner.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
+    assert len(started) == runner.KERNEL_START_ATTEMPTS
+    assert "commit" in nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4).metadata[runner.STAMP]  # stamped
 
     def other_failure(*args, **kwargs):
         started.append(1)
@@ -46,7 +46,7 @@ def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatc
     started.clear()
     monkeypatch.setattr(papermill, "execute_notebook", other_failure)
     with pytest.raises(RuntimeError, match="something else"):
-        book.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
+        runner.execute(tmp_path / "a.ipynb", tmp_path / "out" / "a.ipynb", {}, progress=False)
     assert len(started) == 1  # only a kernel that never started is retried
 
 
@@ -79,7 +79,7 @@ def test_smoke_book_builds_and_links_every_chapter_with_its_figures(smoke_book):
     html = smoke_book
     assert (html / "index.html").exists()
     intro = (html / "book" / "intro.html").read_text()
-    for notebook in book.chapters(ROOT):
+    for notebook in runner.chapters(ROOT):
         page = html / "book" / "executed" / f"{notebook.stem}.html"
         assert f"executed/{notebook.stem}.html" in intro, f"{notebook.stem} not linked from the book's front page"
         text = page.read_text()
@@ -97,7 +97,7 @@ def test_smoke_book_builds_and_links_every_chapter_with_its_figures(smoke_book):
     assert sentence in results
     assert "**" not in results, "a glued sentence carries Markdown, which the results page shows raw"
     report = (ROOT / "book" / "executed" / "run_report.md").read_text()
-    assert "Profile `smoke`" in report and all(nb.stem in report for nb in book.chapters(ROOT))
+    assert "Profile `smoke`" in report and all(nb.stem in report for nb in runner.chapters(ROOT))
 
 
 def _toc_pages() -> list[str]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from igan_utils import data
+from igan_utils.method import data
 
 
 def test_mnist_10k_is_read_unchanged(mnist_dir):

@@ -13,12 +13,11 @@ import json
 
 import pytest
 import torch
-
-from igan_utils import attacks, diagnosis, evaluation, interpretgan, runtime, taps
-from igan_utils.data import ImageSet
-from igan_utils.interpretgan import GanConfig
-
 from conftest import ROOT
+
+from igan_utils.method import attacks, autoattack, interpretgan, layers, runtime, taps
+from igan_utils.method.data import ImageSet
+from igan_utils.method.interpretgan import GanConfig
 
 
 def _elsewhere(model: torch.nn.Module) -> torch.nn.Module:
@@ -73,8 +72,8 @@ def test_a_generator_of_another_device_draws_the_noise_where_it_is(remote, batch
 
 def test_the_evaluation_runs_where_the_model_is(remote, batch):
     x, y = batch
-    ensemble = evaluation.Ensemble(attacks=("apgd-ce", "square"), apgd_iters=5, square_queries=20, pgd_steps=3)
-    result = evaluation.worst_case(remote, x, y, eps=0.1, ensemble=ensemble)
+    ensemble = autoattack.Ensemble(attacks=("apgd-ce", "square"), apgd_iters=5, square_queries=20, pgd_steps=3)
+    result = autoattack.worst_case(remote, x, y, eps=0.1, ensemble=ensemble)
     assert result.broken_by.device == x.device and len(result.broken_by) == len(x)
 
 
@@ -92,11 +91,12 @@ def test_taps_and_interpretations_run_where_the_model_is(remote, mnist, batch):
     assert len(interpretgan.quality(remote, found, x)) == 1
     images, captions = interpretgan.interpretation_rows(remote, found, x[:2], mnist.train.classes)
     assert len(images) == 2 and len(captions[0]) == 2
-    table = diagnosis.vulnerability_table(remote, found, {"self": remote}, x, y, eps=0.3, steps=3, step_size=0.1, bootstrap=20)
-    assert set(table["tap"]) == {diagnosis.INPUT, "fc2"}
-    assert len(diagnosis.feature_change(remote, x, x, ["fc2"])) == 1
-    assert len(diagnosis.linear_information_loss(remote, ["pool1"], small, small.take(slice(0, 16)))) == 1
-    assert diagnosis.train_decoder(remote, "fc2", small, steps=2)(acts["fc2"].float()).shape == x.shape
+    attacked = layers.confident_attacks(remote, x, y, eps=0.3, steps=3, step_size=0.1)
+    table = layers.vulnerability_table(remote, found, {"self": remote}, attacked, bootstrap=20)
+    assert set(table["tap"]) == {layers.INPUT, "fc2"}
+    assert len(layers.feature_change(remote, x, x, ["fc2"])) == 1
+    assert len(layers.linear_information_loss(remote, ["pool1"], small, small.take(slice(0, 16)))) == 1
+    assert layers.train_decoder(remote, "fc2", small, steps=2)(acts["fc2"].float()).shape == x.shape
 
 
 def test_igan_device_chooses_the_device(monkeypatch):

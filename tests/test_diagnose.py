@@ -10,10 +10,10 @@ import torch
 import torchvision
 from torch import nn
 
-from igan_utils import diagnosis, interpretgan, taps
 from igan_utils import diagnose_model
-from igan_utils.checkup.cli import main
-from igan_utils.store import Store
+from igan_utils.book.store import Store
+from igan_utils.diagnose.cli import main
+from igan_utils.method import interpretgan, layers, taps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -53,7 +53,7 @@ def test_a_residual_model_with_batchnorm_and_functional_relus(residual, tmp_path
     model.eval()
     assert found.taps == RESIDUAL_TAPS
     v = found.vulnerability
-    assert list(v["tap"]) == [diagnosis.INPUT, *RESIDUAL_TAPS] and set(v["judge"]) == {"self"}
+    assert list(v["tap"]) == [layers.INPUT, *RESIDUAL_TAPS] and set(v["judge"]) == {"self"}
     assert v["n"].iloc[0] > 0 and v["R"].between(0, 1).all()
     assert abs(v["V"].sum() - v["R"].iloc[-1]) < 1e-9  # the V telescope to the last R
     assert list(found.information["tap"]) == RESIDUAL_TAPS and found.information["IL"].is_monotonic_increasing
@@ -71,7 +71,7 @@ def test_a_residual_model_with_batchnorm_and_functional_relus(residual, tmp_path
         raise AssertionError("trained again although stored")
 
     monkeypatch.setattr(interpretgan, "train_interpreter", refuse)
-    monkeypatch.setattr(diagnosis, "train_decoder", refuse)
+    monkeypatch.setattr(layers, "train_decoder", refuse)
     again = diagnose_model(model, RESIDUAL_TAPS, train_data, test_data, eps=0.3, judge="self", store=store, **TINY)
     assert again.information.equals(found.information)
 

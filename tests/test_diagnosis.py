@@ -2,9 +2,10 @@ import pandas as pd
 import pytest
 import torch
 
-from igan_utils import diagnosis, evaluation, interpretgan
-from igan_utils.interpretgan import GanConfig
-from igan_utils.store import Store
+from igan_utils.book import verdicts
+from igan_utils.book.store import Store
+from igan_utils.method import autoattack, interpretgan, layers
+from igan_utils.method.interpretgan import GanConfig
 
 CPU = torch.device("cpu")
 
@@ -12,7 +13,7 @@ CPU = torch.device("cpu")
 def test_vulnerability_is_the_increment_of_judged_error():
     # 4 adversarial examples; columns: input, tap a, tap b
     errors = torch.tensor([[0, 0, 1], [0, 1, 1], [1, 1, 1], [0, 0, 0]], dtype=torch.bool)
-    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=200)
+    table = layers.vulnerability(errors, ["a", "b"], bootstrap=200)
     assert table["tap"].tolist() == ["input", "a", "b"]
     assert table["R"].tolist() == [0.25, 0.5, 0.75]
     assert table["V"].tolist() == [0.25, 0.25, 0.25]
@@ -22,16 +23,16 @@ def test_vulnerability_is_the_increment_of_judged_error():
 
 def test_first_flip_differs_from_v_when_labels_flip_back():
     errors = torch.tensor([[1, 0, 1], [0, 1, 0]], dtype=torch.bool)
-    table = diagnosis.vulnerability(errors, ["a", "b"], bootstrap=20)
+    table = layers.vulnerability(errors, ["a", "b"], bootstrap=20)
     assert table["V"].tolist() == [0.5, 0.0, 0.0]
     assert table["first_flip"].tolist() == [0.5, 0.5, 0.0]
 
 
 def test_no_adversarial_examples_gives_an_empty_but_valid_table():
-    table = diagnosis.vulnerability(torch.zeros(0, 3, dtype=torch.bool), ["a", "b"])
+    table = layers.vulnerability(torch.zeros(0, 3, dtype=torch.bool), ["a", "b"])
     assert len(table) == 3 and (table["n"] == 0).all() and table["V"].isna().all()
     with pytest.raises(ValueError, match="expected 1 \\+ 2 taps"):
-        diagnosis.vulnerability(torch.zeros(5, 4, dtype=torch.bool), ["a", "b"])
+        layers.vulnerability(torch.zeros(5, 4, dtype=torch.bool), ["a", "b"])
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,9 @@ def interpreters(natural_model, mnist):
 
 def test_diagnose_a_model(natural_model, interpreters, test_batch):
     x, y = test_batch
-    table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:60], y[:60],
-                               eps=0.3, steps=10, step_size=0.075, bootstrap=50)
+    attacked = layers.successful_attacks(natural_model, x[:60], y[:60], eps=0.3,
+                                         ensemble=layers.default_attack(steps=10, step_size=0.075))
+    table = layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked, bootstrap=50)
     assert table["tap"].tolist() == ["input", "pool1", "fc2"]
     assert (table["n"] > 40).all()  # PGD breaks a natural model
     assert table.loc[0, "R"] == 1.0  # the attacked model is fooled by its own adversarial examples
@@ -51,33 +53,37 @@ def test_diagnose_a_model(natural_model, interpreters, test_batch):
     assert (table.dropna(subset=["feature_change"])["feature_change"] > 0).all()
 
 
-@pytest.mark.parametrize("attack", [evaluation.Ensemble(("apgd-ce",), apgd_iters=5, pgd_steps=2, pgd_step_size=1e-7),
+@pytest.mark.parametrize("attack", [autoattack.Ensemble(("apgd-ce",), apgd_iters=5, pgd_steps=2, pgd_step_size=1e-7),
                                     "pgd"])
 def test_an_attack_that_fools_no_image_gives_an_empty_table_and_says_so(natural_model, interpreters, test_batch,
                                                                         attack):
     x, y = test_batch
+    if attack == "pgd":
+        attacked = layers.confident_attacks(natural_model, x[:20], y[:20], eps=1e-6, steps=2, step_size=1e-7)
+    else:
+        attacked = layers.successful_attacks(natural_model, x[:20], y[:20], eps=1e-6, ensemble=attack)
     with pytest.warns(UserWarning, match="no successful adversarial examples among 20 images.*the table has no rows"):
-        table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:20], y[:20],
-                                              eps=1e-6, steps=2, step_size=1e-7, attack=attack)
-    assert table.empty and list(table.columns) == list(diagnosis.TABLE_COLUMNS)
-    assert diagnosis.most_vulnerable(table, ["judge"]).empty
+        table = layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked)
+    assert table.empty and list(table.columns) == list(layers.TABLE_COLUMNS)
+    assert layers.most_vulnerable(table, ["judge"]).empty
 
 
 def test_taps_without_interpreters_are_named(natural_model, interpreters, test_batch):
     x, y = test_batch
+    attacked = layers.confident_attacks(natural_model, x[:4], y[:4], eps=0.3, steps=1, step_size=0.3)
     with pytest.raises(ValueError, match="taps without interpreters: conv1, logits"):
-        diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:4], y[:4], eps=0.3, steps=1,
-                           step_size=0.3, taps=["conv1", "pool1", "logits"])
+        layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked,
+                                   taps=["conv1", "pool1", "logits"])
 
 
 def test_information_loss_grows_with_depth_and_is_cached(natural_model, mnist, tmp_path):
     store = Store(tmp_path)
     test = mnist.test.take(slice(0, 100))
-    il = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
+    il = layers.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
                                     progress=False)
     assert il.loc[0, "decoder_mse"] < il.loc[1, "decoder_mse"]  # 10 logits keep less than 32 feature maps
     assert il.loc[0, "dIL"] == il.loc[0, "IL"] and il.loc[1, "dIL"] == pytest.approx(il.loc[1, "IL"] - il.loc[0, "IL"])
-    again = diagnosis.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
+    again = layers.information_loss(natural_model, ["conv1", "logits"], mnist.train, test, steps=60, store=store,
                                        progress=False)
     pd.testing.assert_frame_equal(il, again)
 
@@ -87,15 +93,15 @@ def test_pool_comparison_reads_the_intervals():
             {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35},
             {"judge": "self", "tap": "pool2", "pool": "avg", "V": 0.2, "V_lo": 0.1, "V_hi": 0.3},
             {"judge": "self", "tap": "pool2", "pool": "max", "V": 0.25, "V_lo": 0.15, "V_hi": 0.35}]
-    verdicts = diagnosis.pool_comparison(pd.DataFrame(rows)).set_index("tap")["verdict"]
-    assert verdicts.to_dict() == {"pool1": "supports", "pool2": "is inconclusive about"}
+    found = verdicts.pool_comparison(pd.DataFrame(rows)).set_index("tap")["verdict"]
+    assert found.to_dict() == {"pool1": "supports", "pool2": "is inconclusive about"}
 
 
 def test_information_loss_is_the_tightest_monotone_bound(natural_model, mnist, tmp_path, monkeypatch):
     errors = iter([{"decoder_mse": mse, "decoder_1_minus_ssim": one_minus_ssim}  # what the store holds
                    for mse, one_minus_ssim in ((0.01, 0.3), (0.05, 0.6), (0.03, 0.5), (0.06, 0.7))])
     monkeypatch.setattr(Store, "get_or_create", lambda self, kind, key, compute, fmt: next(errors))
-    il = diagnosis.information_loss(natural_model, ["conv1", "conv2", "pool1", "fc1"], mnist.train, mnist.test,
+    il = layers.information_loss(natural_model, ["conv1", "conv2", "pool1", "fc1"], mnist.train, mnist.test,
                                     steps=1, store=Store(tmp_path), progress=False)
     # conv2's decoder (0.05) did worse than pool1's (0.03), a function of conv2: the bound is 0.03
     assert il["decoder_mse"].tolist() == [0.01, 0.05, 0.03, 0.06]
@@ -111,7 +117,7 @@ def test_linear_information_loss_is_zero_for_an_invertible_layer_and_grows_with_
     model.add_module("flat", torch.nn.Flatten())
     model.add_module("logits", torch.nn.Linear(49, 10))
     train, test = mnist.train, mnist.test.take(slice(0, 100))  # more images than pixels: the identity is learnable
-    found = diagnosis.linear_information_loss(model, ["copy", "avg2", "avg4"], train, test).set_index("tap")
+    found = layers.linear_information_loss(model, ["copy", "avg2", "avg4"], train, test).set_index("tap")
     assert found.loc["copy", "linear_mse"] < 1e-4
     assert found.loc["copy", "linear_mse"] < found.loc["avg2", "linear_mse"] < found.loc["avg4", "linear_mse"]
     x, _ = test.tensors()
@@ -120,28 +126,29 @@ def test_linear_information_loss_is_zero_for_an_invertible_layer_and_grows_with_
 
 def test_fidelity_flags_activations_far_off_the_clean_ones(natural_model, interpreters, test_batch):
     x, _ = test_batch
-    clean = diagnosis.fidelity(natural_model, interpreters, x[:40], x[40:80], ["pool1", "fc2"])
-    assert clean["faithful"].all() and (clean["fidelity_ratio"] < diagnosis.FIDELITY_FACTOR).all()
+    clean = layers.fidelity(natural_model, interpreters, x[:40], x[40:80], ["pool1", "fc2"])
+    assert clean["faithful"].all() and (clean["fidelity_ratio"] < layers.FIDELITY_FACTOR).all()
     # digits at 5 % contrast: pool1 activations of a size no clean image gives (measured ratio ≈ 12;
     # the relative error is scale-free, so it flags latents of the wrong size, not merely unusual ones)
-    off = diagnosis.fidelity(natural_model, interpreters, x[:40], 0.05 * x[40:80], ["pool1", "fc2"]).set_index("tap")
-    assert not off.loc["pool1", "faithful"] and off.loc["pool1", "fidelity_ratio"] > diagnosis.FIDELITY_FACTOR
+    off = layers.fidelity(natural_model, interpreters, x[:40], 0.05 * x[40:80], ["pool1", "fc2"]).set_index("tap")
+    assert not off.loc["pool1", "faithful"] and off.loc["pool1", "fidelity_ratio"] > layers.FIDELITY_FACTOR
     assert off["faithful_share"].between(0, 1).all()
 
 
 def test_the_diagnosis_table_marks_each_taps_fidelity(natural_model, interpreters, test_batch):
     x, y = test_batch
-    table = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
-                                          eps=0.3, steps=10, step_size=0.075, bootstrap=20)
-    taps = table[table["tap"] != diagnosis.INPUT]
+    attacked = layers.successful_attacks(natural_model, x[:30], y[:30], eps=0.3,
+                                         ensemble=layers.default_attack(steps=10, step_size=0.075))
+    table = layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked, bootstrap=20)
+    taps = table[table["tap"] != layers.INPUT]
     assert taps["faithful"].notna().all() and taps["fidelity_ratio"].gt(0).all()
-    assert table.loc[table["tap"] == diagnosis.INPUT, "faithful"].isna().all()  # no interpretation there
+    assert table.loc[table["tap"] == layers.INPUT, "faithful"].isna().all()  # no interpretation there
 
 
 def test_pool_comparison_cannot_decide_at_an_unfaithful_tap():
     rows = [{"judge": "self", "tap": "pool1", "pool": "avg", "V": 0.1, "V_lo": 0.05, "V_hi": 0.15, "faithful": False},
             {"judge": "self", "tap": "pool1", "pool": "max", "V": 0.3, "V_lo": 0.25, "V_hi": 0.35, "faithful": True}]
-    assert diagnosis.pool_comparison(pd.DataFrame(rows))["verdict"].iloc[0].startswith("cannot decide")
+    assert verdicts.pool_comparison(pd.DataFrame(rows))["verdict"].iloc[0].startswith("cannot decide")
 
 
 def _taps(faithful, agreement=(0.95, 0.95), ssim=(0.60, 0.60)):
@@ -150,50 +157,45 @@ def _taps(faithful, agreement=(0.95, 0.95), ssim=(0.60, 0.60)):
 
 def test_mixing_is_adopted_only_when_it_fixes_every_unfaithful_tap_at_no_clean_cost():
     clean = _taps([False, True])
-    assert diagnosis.mixing_verdict(clean, _taps([True, True]))[0]
-    assert diagnosis.mixing_verdict(clean, _taps([True, True], agreement=(0.93, 0.95)))[0]  # a drop of 2 points: at the bound
-    adopt, why = diagnosis.mixing_verdict(clean, _taps([True, True], agreement=(0.95, 0.92)))
+    assert verdicts.mixing_verdict(clean, _taps([True, True]))[0]
+    assert verdicts.mixing_verdict(clean, _taps([True, True], agreement=(0.93, 0.95)))[0]  # a drop of 2 points: at the bound
+    adopt, why = verdicts.mixing_verdict(clean, _taps([True, True], agreement=(0.95, 0.92)))
     assert not adopt and "at conv2" in why
-    assert not diagnosis.mixing_verdict(clean, _taps([True, True], ssim=(0.57, 0.60)))[0]
-    adopt, why = diagnosis.mixing_verdict(clean, _taps([False, True]))
+    assert not verdicts.mixing_verdict(clean, _taps([True, True], ssim=(0.57, 0.60)))[0]
+    adopt, why = verdicts.mixing_verdict(clean, _taps([False, True]))
     assert not adopt and "leaves conv1 unfaithful" in why
-    adopt, why = diagnosis.mixing_verdict(_taps([True, True]), _taps([True, True]))
+    adopt, why = verdicts.mixing_verdict(_taps([True, True]), _taps([True, True]))
     assert not adopt and "nothing to fix" in why
 
 
 def test_x_adv_comes_from_the_ensemble_and_names_its_attacks(natural_model, interpreters, test_batch):
     x, y = test_batch
-    small = evaluation.Ensemble(("apgd-ce", "apgd-t"), apgd_iters=20, targets=2, pgd_steps=2, pgd_step_size=0.01)
-    found = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01,
-                                         attack=small)
+    small = autoattack.Ensemble(("apgd-ce", "apgd-t"), apgd_iters=20, targets=2, pgd_steps=2, pgd_step_size=0.01)
+    found = layers.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, ensemble=small)
     assert len(found.x_adv) == len(found.made_by) > 0 and set(found.made_by) <= {"pgd", "apgd-ce", "apgd-t"}
     assert (found.x_adv - found.x).abs().amax() <= 0.3 + 1e-6
     assert (natural_model(found.x_adv).argmax(1) != found.y).all()  # every x' fools the model
     assert "apgd-ce" in found.made_by  # two tiny PGD steps leave images that APGD then breaks
     assert "first success" in found.attack
-    pgd_only = diagnosis.successful_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01,
-                                            attack="pgd")
+    pgd_only = layers.confident_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=2, step_size=0.01)
     assert len(pgd_only.x_adv) < len(found.x_adv) and set(pgd_only.made_by) == {"pgd"}
-    with pytest.raises(ValueError, match="attack must be"):
-        diagnosis.successful_attacks(natural_model, x[:4], y[:4], eps=0.3, steps=2, step_size=0.01, attack="fgsm")
+    assert (found.attacked, found.eps, pgd_only.attacked) == (30, 0.3, 30)
 
 
-def test_a_table_from_earlier_attacks_attacks_nothing_again(natural_model, interpreters, test_batch, monkeypatch):
+def test_one_attack_serves_several_tables_and_attacks_nothing_again(natural_model, interpreters, test_batch,
+                                                                    monkeypatch):
     x, y = test_batch
-    budget = {"eps": 0.3, "steps": 3, "step_size": 0.1, "bootstrap": 50}
-    attacked = diagnosis.successful_attacks(natural_model, x[:30], y[:30], attack="pgd", **{
-        k: v for k, v in budget.items() if k != "bootstrap"})
-    fresh = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
-                                          attack="pgd", **budget)
+    attacked = layers.confident_attacks(natural_model, x[:30], y[:30], eps=0.3, steps=3, step_size=0.1)
 
     def no_attack(*args, **kwargs):
         raise AssertionError("attacked again")
 
-    monkeypatch.setattr(diagnosis, "pgd", no_attack)
-    monkeypatch.setattr(diagnosis, "worst_case", no_attack)
-    reused = diagnosis.vulnerability_table(natural_model, interpreters, {"self": natural_model}, x[:30], y[:30],
-                                           attack=attacked, **budget)
-    pd.testing.assert_frame_equal(reused, fresh)
+    monkeypatch.setattr(layers, "pgd", no_attack)
+    monkeypatch.setattr(layers, "worst_case", no_attack)
+    first = layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked, bootstrap=50)
+    again = layers.vulnerability_table(natural_model, interpreters, {"self": natural_model}, attacked, bootstrap=50)
+    pd.testing.assert_frame_equal(first, again)
+    reused = again
     assert (reused["n"] == len(attacked.x_adv)).all() and (reused["attacked"] == 30).all()
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from igan_utils import evaluation, training
-from igan_utils.store import Store
+from igan_utils.book.store import Store
+from igan_utils.method import autoattack, masking, training
 
-SMALL = evaluation.Ensemble(("apgd-ce", "apgd-t", "square"), apgd_iters=10, targets=2, square_queries=300,
+SMALL = autoattack.Ensemble(("apgd-ce", "apgd-t", "square"), apgd_iters=10, targets=2, square_queries=300,
                             pgd_steps=10, pgd_step_size=0.025)
 CONFIG = training.TrainConfig(dataset="mnist", arch="small_cnn", pool="max", seed=0, method="natural",
                               epochs=1, batch_size=50, lr=5e-3)
@@ -31,7 +31,7 @@ class Quantised(nn.Module):
 
 def _checks(model, x, y, tmp_path, eps):
     trained = training.TrainedModel(model, CONFIG, [], 0.0)
-    return evaluation.masking_checks(trained, x, y, eps=eps, large_eps=0.5, ensemble=SMALL,
+    return masking.masking_checks(trained, x, y, eps=eps, large_eps=0.5, ensemble=SMALL,
                                      store=Store(tmp_path)).set_index("check")
 
 
@@ -41,7 +41,7 @@ def test_a_model_that_masks_its_gradients_is_flagged(natural_model, test_batch, 
     assert not checks.loc["black-box vs white-box", "passed"]  # Square beats the stalled white-box attacks
     assert not checks.loc["AutoAttack's flags", "passed"]
     assert "zero gradient" in checks.loc["AutoAttack's flags", "detail"]
-    assert evaluation.masked_models(checks.reset_index()) == {CONFIG.label}
+    assert masking.masked_models(checks.reset_index()) == {CONFIG.label}
 
 
 def test_a_plain_model_passes_every_check(natural_model, test_batch, tmp_path):
@@ -54,10 +54,10 @@ def test_square_alone_is_skipped_only_where_it_cannot_change_the_check(natural_m
     x, y = (t[:60] for t in test_batch)
     store = Store(tmp_path)
     trained = training.TrainedModel(natural_model, CONFIG, [], 0.0)
-    chain = evaluation.stored_worst_case(trained, x, y, eps=0.3, ensemble=SMALL, store=store)
+    chain = autoattack.stored_worst_case(trained, x, y, eps=0.3, ensemble=SMALL, store=store)
     white = chain.robust_before(len(SMALL.order) - 1)
     assert not (white & ~chain.robust).any()  # at ε = 0.3 the white-box attacks leave Square nothing
-    checks = evaluation.masking_checks(trained, x, y, eps=0.3, large_eps=0.5, ensemble=SMALL,
+    checks = masking.masking_checks(trained, x, y, eps=0.3, large_eps=0.5, ensemble=SMALL,
                                        store=store).set_index("check")
     row = checks.loc["black-box vs white-box"]
     assert "not run" in row["detail"] and row["passed"]
@@ -65,7 +65,7 @@ def test_square_alone_is_skipped_only_where_it_cannot_change_the_check(natural_m
     assert "square" not in made["attacked"]  # Square alone did not attack
     # what Square alone would have measured on the images the white-box attacks broke is no lower
     broken = (chain.clean & ~white).nonzero().flatten()
-    alone = evaluation.worst_case(natural_model, x[broken], y[broken], eps=0.3, ensemble=SMALL.only("square"))
+    alone = autoattack.worst_case(natural_model, x[broken], y[broken], eps=0.3, ensemble=SMALL.only("square"))
     assert (alone.robust.sum() + chain.robust.sum()) / len(x) >= row["accuracy"] >= row["baseline_accuracy"]
 
 
@@ -74,9 +74,9 @@ def test_checks_read_from_the_run_see_every_image_and_their_own_attacks_the_firs
     x, y = (t[:40] for t in test_batch)
     store = Store(tmp_path)
     trained = training.TrainedModel(natural_model, CONFIG, [], 0.0)
-    chain = evaluation.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
+    chain = autoattack.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
     white = chain.robust_before(len(SMALL.order) - 1)
-    checks = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
+    checks = masking.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
                                        check_size=20).set_index("check")
 
     def share(flags):  # an exact fraction, as the checks compute it
@@ -91,18 +91,18 @@ def test_checks_read_from_the_run_see_every_image_and_their_own_attacks_the_firs
     made = store.ledger().query("kind == 'masking_checks' and made")
     assert len(made) == 1 and made.iloc[0]["attacked"]["apgd-ce"] <= 20
     # checks whose own attacks see every image keep the key they had before check_size existed
-    whole = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store)
-    again = evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
+    whole = masking.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store)
+    again = masking.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store,
                                       check_size=40)
     pd.testing.assert_frame_equal(whole, again)
     assert len(store.ledger().query("kind == 'masking_checks' and made")) == 2
     with pytest.raises(ValueError, match="check_size must be at least 1"):
-        evaluation.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store, check_size=0)
+        masking.masking_checks(trained, x, y, eps=0.05, large_eps=0.5, ensemble=SMALL, store=store, check_size=0)
 
 
 def test_the_worst_case_only_lowers_accuracy_and_every_example_is_valid(natural_model, test_batch):
     x, y = (t[:30] for t in test_batch)
-    result = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
+    result = autoattack.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
     values = list(result.after.values())
     assert list(result.after) == ["clean", "pgd", "apgd-ce", "apgd-t", "square"]
     assert all(a >= b for a, b in zip(values, values[1:]))
@@ -110,7 +110,7 @@ def test_the_worst_case_only_lowers_accuracy_and_every_example_is_valid(natural_
     assert result.accuracy == values[-1] and set(result.seconds) == set(SMALL.order)
     # each attack of AutoAttack alone is no stronger than the ensemble
     for name in SMALL.attacks:
-        alone = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL.only(name))
+        alone = autoattack.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL.only(name))
         assert alone.accuracy >= result.accuracy
 
 
@@ -119,7 +119,7 @@ def test_the_global_random_state_is_left_alone(natural_model, test_batch):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=dataclasses.replace(
+    autoattack.worst_case(natural_model, x, y, eps=0.05, ensemble=dataclasses.replace(
         SMALL.only("apgd-ce", "square"), apgd_iters=3, square_queries=20))
     assert torch.equal(torch.rand(3), expected)
 
@@ -135,7 +135,7 @@ def test_bad_input_is_refused_before_any_attack(natural_model, test_batch, make,
     x, eps = make(x)
     eps = "0.1" if error is TypeError else eps
     with pytest.raises(error, match=message):
-        evaluation.worst_case(natural_model, x, y, eps=eps, ensemble=SMALL)
+        autoattack.worst_case(natural_model, x, y, eps=eps, ensemble=SMALL)
 
 
 def test_a_model_returning_a_tuple_is_refused(natural_model, test_batch):
@@ -145,20 +145,20 @@ def test_a_model_returning_a_tuple_is_refused(natural_model, test_batch):
 
     x, y = (t[:4] for t in test_batch)
     with pytest.raises(TypeError, match="must return a logits tensor"):
-        evaluation.worst_case(Pair(), x, y, eps=0.1, ensemble=SMALL)
+        autoattack.worst_case(Pair(), x, y, eps=0.1, ensemble=SMALL)
 
 
 def test_ensemble_names_and_validation():
-    assert evaluation.Ensemble().name == "AutoAttack standard"
+    assert autoattack.Ensemble().name == "AutoAttack standard"
     assert SMALL.name == "AutoAttack (APGD-CE-10, APGD-T×2, Square-300) + PGD-10×1"
     assert SMALL.only("square").order == ("square",)
     with pytest.raises(ValueError, match="unknown or no attacks"):
-        evaluation.Ensemble(("apgd-ce", "deepfool"))
+        autoattack.Ensemble(("apgd-ce", "deepfool"))
 
 
 def test_mark_masked():
     checks = pd.DataFrame({"model": ["a", "a", "b"], "passed": [True, False, True]})
-    table = evaluation.mark_masked(pd.DataFrame({"model": ["a", "b", "c"]}), checks)
+    table = masking.mark_masked(pd.DataFrame({"model": ["a", "b", "c"]}), checks)
     assert table["masked"].tolist()[:2] == [True, False] and pd.isna(table["masked"].iloc[2])
 
 
@@ -166,12 +166,12 @@ def test_accuracies_are_exact_fractions_so_a_gap_at_the_threshold_passes():
     # 171/200 - 161/200 is exactly 5 points; float32 means come out off in the 8th digit, either side
     clean = torch.ones(200, dtype=torch.bool)
     broken_by = torch.tensor([0] * 29 + [1] * 10 + [2] * 161)  # order: pgd, apgd-ce; 2 = robust
-    after = evaluation._accuracies_after(clean, broken_by, ("pgd", "apgd-ce"))
+    after = autoattack._accuracies_after(clean, broken_by, ("pgd", "apgd-ce"))
     assert after == {"clean": 1.0, "pgd": 171 / 200, "apgd-ce": 161 / 200}
-    assert evaluation.MAX_BELOW_PGD == 0.05
-    assert evaluation._criterion("AutoAttack vs PGD", after["apgd-ce"], after["pgd"]) == ("at most 5% below PGD", True)
+    assert masking.MAX_BELOW_PGD == 0.05
+    assert masking._criterion("AutoAttack vs PGD", after["apgd-ce"], after["pgd"]) == ("at most 5% below PGD", True)
     # one image more below PGD fails
-    assert not evaluation._criterion("AutoAttack vs PGD", 160 / 200, after["pgd"])[1]
+    assert not masking._criterion("AutoAttack vs PGD", 160 / 200, after["pgd"])[1]
 
 
 def test_the_thresholds_are_applied_when_the_checks_are_read(natural_model, test_batch, tmp_path, monkeypatch):
@@ -179,8 +179,9 @@ def test_the_thresholds_are_applied_when_the_checks_are_read(natural_model, test
     x, y = (t[:30] for t in test_batch)
     checks = _checks(natural_model, x, y, tmp_path, eps=0.1)
     assert checks.loc["AutoAttack vs PGD", "passed"]
-    monkeypatch.setattr(evaluation, "MAX_BELOW_PGD", -0.01)  # now even a gap of 0 is too large
-    monkeypatch.setattr(evaluation, "worst_case", None)  # any new attack would fail
+    monkeypatch.setattr(masking, "MAX_BELOW_PGD", -0.01)  # now even a gap of 0 is too large
+    monkeypatch.setattr(masking, "worst_case", None)  # any new attack would fail
+    monkeypatch.setattr(autoattack, "worst_case", None)
     again = _checks(natural_model, x, y, tmp_path, eps=0.1)
     assert again.drop(columns=["criterion", "passed"]).equals(checks.drop(columns=["criterion", "passed"]))
     assert not again.loc["AutoAttack vs PGD", "passed"]
@@ -192,8 +193,8 @@ def test_labels_outside_the_models_classes_are_a_clear_error(natural_model, test
     y = y.clone()
     y[0] = 12
     with pytest.raises(ValueError, match=r"labels must lie in 0..9 \(the model returns 10 logits\).*12"):
-        evaluation.worst_case(natural_model, x, y, eps=0.1, ensemble=SMALL)
-    from igan_utils import attacks, data
+        autoattack.worst_case(natural_model, x, y, eps=0.1, ensemble=SMALL)
+    from igan_utils.method import attacks, data
     with pytest.raises(ValueError, match="labels must lie in 0..9"):
         attacks.robust_accuracy(natural_model, x, y, eps=0.1)
     wrong = data.ImageSet("mnist", mnist.val.images[:8], torch.full((8,), 10), mnist.val.classes)
@@ -202,25 +203,25 @@ def test_labels_outside_the_models_classes_are_a_clear_error(natural_model, test
 
 
 def test_masked_judged_from_stored_numbers_agrees_with_the_checks():
-    checks = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "check": list(evaluation.MASKING_CHECKS) * 2,
+    checks = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "check": list(masking.MASKING_CHECKS) * 2,
                            "accuracy": [0.8, 0.79, 0.0, 0.0, 0.5, 0.70, 0.0, 1.0],
                            "baseline_accuracy": [0.8, 0.80, 0.9, 0.0, 0.7, 0.80, 0.9, 0.0]})
-    checks["passed"] = [evaluation._criterion(c, a, b)[1] for c, a, b in
+    checks["passed"] = [masking._criterion(c, a, b)[1] for c, a, b in
                         zip(checks["check"], checks["accuracy"], checks["baseline_accuracy"])]
     table = pd.DataFrame({"model": ["a", "b", "natural"]})
-    stored = evaluation.with_check_numbers(table, checks)
+    stored = masking.with_check_numbers(table, checks)
     assert "masked" not in stored
-    from_numbers = evaluation.masked_from_numbers(stored)
-    assert from_numbers.tolist()[:2] == evaluation.mark_masked(table, checks)["masked"].tolist()[:2] == [False, True]
+    from_numbers = masking.masked_from_numbers(stored)
+    assert from_numbers.tolist()[:2] == masking.mark_masked(table, checks)["masked"].tolist()[:2] == [False, True]
     assert pd.isna(from_numbers.iloc[2])  # a model without checks is not judged
 
 
 def test_attack_failure_indicators_flag_the_quantised_model_and_not_a_plain_one(natural_model, test_batch):
     x, y = (t[:40] for t in test_batch)
-    plain = evaluation.failure_indicators(natural_model, x, y, eps=0.1, steps=20).set_index("indicator")
+    plain = masking.failure_indicators(natural_model, x, y, eps=0.1, steps=20).set_index("indicator")
     assert plain["passed"].all(), plain
-    assert list(plain.index) == list(evaluation.INDICATORS)
-    masked = evaluation.failure_indicators(Quantised(natural_model), x, y, eps=0.1, steps=20).set_index("indicator")
+    assert list(plain.index) == list(masking.INDICATORS)
+    masked = masking.failure_indicators(Quantised(natural_model), x, y, eps=0.1, steps=20).set_index("indicator")
     assert not masked.loc["unconstrained attack failure", "passed"]  # zero gradients: even ε = 1 goes nowhere
     assert masked.loc["unconstrained attack failure", "value"] > 0.5
 
@@ -228,14 +229,14 @@ def test_attack_failure_indicators_flag_the_quantised_model_and_not_a_plain_one(
 def test_incomplete_optimisation_is_flagged_when_the_attack_stops_too_early(natural_model, test_batch):
     x, y = (t[:40] for t in test_batch)
     # ten steps of 0.003 at eps = 0.3 (a path of a tenth of the radius): the losses are still climbing
-    found = evaluation.failure_indicators(natural_model, x, y, eps=0.3, steps=10, step_size=0.003).set_index("indicator")
+    found = masking.failure_indicators(natural_model, x, y, eps=0.3, steps=10, step_size=0.003).set_index("indicator")
     assert not found.loc["incomplete optimisation", "passed"], found
 
 
 def test_pgd_trace_records_every_iterate():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
-    from igan_utils import attacks
+    from igan_utils.method import attacks
     run = attacks.pgd(model, x, y, 0.1, steps=7, restarts=2, trace=True)
     assert run.losses.shape == run.fooled.shape == (2 * 8, 5)
     with pytest.raises(ValueError, match="trace .* early_exit=False"):
@@ -243,13 +244,13 @@ def test_pgd_trace_records_every_iterate():
 
 
 def test_a_prefix_of_the_images_is_answered_exactly_from_the_store(natural_model, test_batch, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "CHUNK", 20)
+    monkeypatch.setattr(autoattack, "CHUNK", 20)
     x, y = (t[:60] for t in test_batch)
     trained, store = training.TrainedModel(natural_model, CONFIG, [], 0.0), Store(tmp_path)
-    whole = evaluation.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
+    whole = autoattack.worst_case(natural_model, x, y, eps=0.05, ensemble=SMALL)
     assert 0 < whole.accuracy < whole.after["clean"]  # some images break, some survive: a real test
-    first = evaluation.stored_worst_case(trained, x[:40], y[:40], eps=0.05, ensemble=SMALL, store=store)
-    more = evaluation.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
+    first = autoattack.stored_worst_case(trained, x[:40], y[:40], eps=0.05, ensemble=SMALL, store=store)
+    more = autoattack.stored_worst_case(trained, x, y, eps=0.05, ensemble=SMALL, store=store)
     # an image's result does not depend on how many images were asked for
     assert torch.equal(first.broken_by, whole.broken_by[:40]) and torch.equal(more.broken_by, whole.broken_by)
     assert more.after == whole.after and more.flags == whole.flags

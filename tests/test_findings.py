@@ -1,15 +1,13 @@
 """The book's sentences and its claims table (``igan_utils.findings``) and the published run
 (``igan_utils.book``: stamps, staleness, staging, README's claims table)."""
 
-import json
-import shutil
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from igan_utils import book, findings
+from igan_utils.book import findings, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +42,7 @@ def _executed(path: Path, glued: dict[str, str], code: str = "x = 1", stamp: dic
         metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}})
         for name, value in glued.items()]
     if stamp:
-        notebook.metadata[book.STAMP] = stamp
+        notebook.metadata[runner.STAMP] = stamp
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
     return path
@@ -63,8 +61,8 @@ def test_the_claims_table_reads_each_claim_from_its_chapter(tmp_path):
 def test_readme_s_claims_table_is_the_published_run_s():
     """README's table is written from book/published by `--publish`, so it cannot drift from the run."""
     readme = (ROOT / "README.md").read_text()
-    block = readme.split(book.CLAIMS_START, 1)[1].split(book.CLAIMS_END, 1)[0].strip()
-    assert block == findings.claims_table(ROOT / book.PUBLISHED, link=book.README_LINK)
+    block = readme.split(runner.CLAIMS_START, 1)[1].split(runner.CLAIMS_END, 1)[0].strip()
+    assert block == findings.claims_table(ROOT / runner.PUBLISHED, link=runner.README_LINK)
 
 
 def _fake_root(tmp_path: Path) -> Path:
@@ -75,7 +73,7 @@ def _fake_root(tmp_path: Path) -> Path:
     _executed(root / "notebooks" / "01_classification.ipynb", {}, code="x = 1")
     _executed(root / "notebooks" / "05_sweeps.ipynb", {}, code="y = 2")
     (root / "book" / "results.md").write_text("{glue:text}`executed/05_sweeps.ipynb::sweep_text:s`\n")
-    (root / "README.md").write_text(f"front\n{book.CLAIMS_START}\nold\n{book.CLAIMS_END}\nend\n")
+    (root / "README.md").write_text(f"front\n{runner.CLAIMS_START}\nold\n{runner.CLAIMS_END}\nend\n")
     return root
 
 
@@ -86,41 +84,41 @@ def test_a_stale_published_chapter_is_marked_with_its_run_s_commit(tmp_path):
              "pass_ms": 190.0, "machine": "test"}
     _executed(run / "01_classification.ipynb", {"answer": "fresh"}, code="x = 1", stamp=stamp)
     _executed(run / "05_sweeps.ipynb", {"claim_5": "No difference", "sweep_text": "t"}, code="y = 1", stamp=stamp)
-    book.publish(run, root=root, store=book.Store(tmp_path / "store"))
-    published = root / book.PUBLISHED
-    assert [p.name for p in book.stale_chapters(published, root)] == ["05_sweeps.ipynb"]  # its code changed
-    record = (published / book.RECORD).read_text()
+    runner.publish(run, root=root, store=runner.Store(tmp_path / "store"))
+    published = root / runner.PUBLISHED
+    assert [p.name for p in runner.stale_chapters(published, root)] == ["05_sweeps.ipynb"]  # its code changed
+    record = (published / runner.RECORD).read_text()
     assert "abc1234" in record and "05_sweeps" in record
     assert "No difference" in (root / "README.md").read_text()
 
-    assert book.stage_published(root) == ["05_sweeps.ipynb"]
-    staged = nbformat.read(root / book.EXECUTED / "05_sweeps.ipynb", as_version=4)
+    assert runner.stage_published(root) == ["05_sweeps.ipynb"]
+    staged = nbformat.read(root / runner.EXECUTED / "05_sweeps.ipynb", as_version=4)
     note = staged.cells[1].source
     assert note.startswith(":::{warning} Stale") and "abc1234" in note
-    fresh = nbformat.read(root / book.EXECUTED / "01_classification.ipynb", as_version=4)
+    fresh = nbformat.read(root / runner.EXECUTED / "01_classification.ipynb", as_version=4)
     assert not any("Stale" in c.source for c in fresh.cells)
-    assert "No difference" in (root / book.EXECUTED / "claims.md").read_text()
+    assert "No difference" in (root / runner.EXECUTED / "claims.md").read_text()
 
 
 def test_a_chapter_not_in_the_published_run_gets_a_page_that_says_so(tmp_path):
     root = _fake_root(tmp_path)
     run = tmp_path / "run"
     _executed(run / "01_classification.ipynb", {}, stamp={"commit": "abc1234"})
-    book.publish(run, root=root, store=book.Store(tmp_path / "store"))
-    book.stage_published(root)
-    page = nbformat.read(root / book.EXECUTED / "05_sweeps.ipynb", as_version=4)
+    runner.publish(run, root=root, store=runner.Store(tmp_path / "store"))
+    runner.stage_published(root)
+    page = nbformat.read(root / runner.EXECUTED / "05_sweeps.ipynb", as_version=4)
     assert "not in the published run yet" in page.cells[0].source
     # what the prose pages paste from it is glued, so the strict build finds every name
-    assert findings.glued(root / book.EXECUTED / "05_sweeps.ipynb") == {"sweep_text": "not in this run yet"}
+    assert findings.glued(root / runner.EXECUTED / "05_sweeps.ipynb") == {"sweep_text": "not in this run yet"}
 
 
 def test_publishing_refuses_unstamped_notebooks(tmp_path):
     root = _fake_root(tmp_path)
     _executed(tmp_path / "run" / "01_classification.ipynb", {})
     with pytest.raises(ValueError, match="carries no run stamp"):
-        book.publish(tmp_path / "run", root=root, store=book.Store(tmp_path / "store"))
+        runner.publish(tmp_path / "run", root=root, store=runner.Store(tmp_path / "store"))
     with pytest.raises(ValueError, match="no executed chapters"):
-        book.publish(tmp_path / "empty", root=root)
+        runner.publish(tmp_path / "empty", root=root)
 
 
 def test_readme_s_figure_is_taken_from_the_chapter_3_cell_that_draws_it(tmp_path):
@@ -131,6 +129,6 @@ def test_readme_s_figure_is_taken_from_the_chapter_3_cell_that_draws_it(tmp_path
     drawn.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(b"PNG!").decode()})]
     notebook.cells = [nbformat.v4.new_code_cell("x = 1"), drawn]
     nbformat.write(notebook, tmp_path / "03.ipynb")
-    assert book.figure_of(tmp_path / "03.ipynb") == b"PNG!"
+    assert runner.figure_of(tmp_path / "03.ipynb") == b"PNG!"
     with pytest.raises(ValueError, match="has no figure"):
-        book.figure_of(tmp_path / "03.ipynb", marker="no such cell")
+        runner.figure_of(tmp_path / "03.ipynb", marker="no such cell")

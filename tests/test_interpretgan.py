@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from igan_utils import interpretgan, metrics, models
-from igan_utils.interpretgan import GanConfig, Generator, GanDivergedError
-from igan_utils.store import Checkpoint, Store, weights_fingerprint
-from igan_utils.taps import forward_with_taps
+from igan_utils.book.store import Checkpoint, Store
+from igan_utils.method import interpretgan, metrics, models
+from igan_utils.method.cache import weights_fingerprint
+from igan_utils.method.interpretgan import GanConfig, GanDivergedError, Generator
+from igan_utils.method.taps import forward_with_taps
 
 CPU = torch.device("cpu")
 

@@ -12,10 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from igan_utils import attacks, book, data, diagnose_model, diagnosis, evaluation, models, profiles, sweep, training
-from igan_utils.checkup import cli
-from igan_utils.commands import check_out_folder
-from igan_utils.store import Checkpoint, CorruptArtifactError, Store, load_checkpoint
+from igan_utils import diagnose_model
+from igan_utils.book import profiles, runner, sweep
+from igan_utils.book.commands import check_out_folder
+from igan_utils.book.store import (
+    Checkpoint,
+    CorruptArtifactError,
+    Store,
+    load_checkpoint,
+)
+from igan_utils.diagnose import cli
+from igan_utils.method import (
+    attacks,
+    autoattack,
+    data,
+    interpretgan,
+    layers,
+    masking,
+    models,
+    training,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = f"{ROOT / 'examples' / 'residual_cnn.py'}:ResidualCNN"
@@ -45,11 +61,10 @@ def _refuse_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the mistake was found")
 
-    from igan_utils import interpretgan
     monkeypatch.setattr(interpretgan, "train_interpreter", refuse)
-    monkeypatch.setattr(diagnosis, "train_decoder", refuse)
+    monkeypatch.setattr(layers, "train_decoder", refuse)
     monkeypatch.setattr(training, "train_classifier", refuse)
-    monkeypatch.setattr(book, "execute", refuse)
+    monkeypatch.setattr(runner, "execute", refuse)
 
 
 # ---- the public functions ------------------------------------------------------------------------
@@ -60,7 +75,7 @@ def test_a_randomised_model_is_refused_for_robust_accuracy():
     with pytest.raises(ValueError, match="different logits for the same images"):
         attacks.robust_accuracy(RandomisedCNN(), x, y, eps=0.3, steps=2)
     with pytest.raises(ValueError, match="different logits for the same images"):
-        evaluation.worst_case(RandomisedCNN(), x, y, eps=0.3, ensemble=evaluation.Ensemble(attacks=("apgd-ce",),
+        autoattack.worst_case(RandomisedCNN(), x, y, eps=0.3, ensemble=autoattack.Ensemble(attacks=("apgd-ce",),
                                                                                             apgd_iters=2))
 
 
@@ -79,14 +94,14 @@ def test_images_in_hwc_order_are_refused_with_the_permute():
 
 def test_an_ensemble_given_as_a_list_says_how_to_make_one():
     x, y = _digits(4)
-    with pytest.raises(TypeError, match=r"must be an evaluation.Ensemble, got list.*Ensemble\(attacks=\('apgd-ce',\)\)"):
-        evaluation.worst_case(models.small_cnn(), x, y, eps=0.3, ensemble=["apgd-ce"])
+    with pytest.raises(TypeError, match=r"must be an autoattack.Ensemble, got list.*Ensemble\(attacks=\('apgd-ce',\)\)"):
+        autoattack.worst_case(models.small_cnn(), x, y, eps=0.3, ensemble=["apgd-ce"])
 
 
 def test_a_plain_module_to_the_masking_checks_is_told_what_they_take(tmp_path):
     x, y = _digits(4)
     with pytest.raises(TypeError, match="expected a TrainedModel.*worst_case"):
-        evaluation.masking_checks(models.small_cnn(), x, y, eps=0.3, large_eps=0.5, ensemble=evaluation.Ensemble(),
+        masking.masking_checks(models.small_cnn(), x, y, eps=0.3, large_eps=0.5, ensemble=autoattack.Ensemble(),
                                   store=Store(tmp_path))
 
 
@@ -105,9 +120,10 @@ def test_too_few_bootstrap_resamples_fail_before_the_work(resamples, tmp_path):
     with pytest.raises(ValueError, match="parameter 'bootstrap' must be >= 20"):
         diagnose_model(models.small_cnn(), ["conv1"], _digits(), _digits(), eps=0.3, judge="self",
                        store=Store(tmp_path), **{**TINY, "bootstrap": resamples})
+    x, y = _digits(4)
+    attacked = layers.Attacked(x, x, y, ["pgd"] * 4, "none", 4, 0.3)
     with pytest.raises(ValueError, match="resamples must be an integer >= 20"):
-        diagnosis.vulnerability_table(models.small_cnn(), {}, {}, *_digits(4), eps=0.3, steps=1, step_size=0.1,
-                                      taps=["conv1"], bootstrap=resamples)
+        layers.vulnerability_table(models.small_cnn(), {}, {}, attacked, taps=["conv1"], bootstrap=resamples)
 
 
 @pytest.mark.parametrize("name", ["eps", "lr", "gan_lr", "large_eps"])
@@ -139,9 +155,9 @@ def test_the_callers_models_come_back_in_the_mode_they_came_in():
     x, y = _digits(8)
     attacks.robust_accuracy(model, x, y, eps=0.1, steps=1)
     attacks.pgd(model, x, y, 0.1, steps=1)
-    from igan_utils import taps
+    from igan_utils.method import taps
     taps.tap_candidates(model, (1, 28, 28))
-    diagnosis.feature_change(model, x, x, ["conv1"])
+    layers.feature_change(model, x, x, ["conv1"])
     assert model.training and not model.conv1.training and model.fc1.training
 
 
@@ -235,7 +251,7 @@ def test_igan_diagnose_user_code_and_data_faults(model, data_option, message, us
     ("1,28,27", "the model cannot run on one image of shape (1, 28, 27)"),
 ])
 def test_igan_diagnose_input_shapes_the_model_cannot_take(shape, message, capsys):
-    small_cnn = "igan_utils.models:small_cnn"  # ends in a linear layer of fixed size: 28×27 does not fit
+    small_cnn = "igan_utils.method.models:small_cnn"  # ends in a linear layer of fixed size: 28×27 does not fit
     _fails_clearly(cli.main, ["--model", small_cnn, "--list-taps", "--input-shape", shape], capsys, message)
 
 
@@ -250,12 +266,12 @@ def test_an_output_folder_check_leaves_nothing_behind(tmp_path):
     ("eps=nan", "parameter 'eps' must be a finite number"),
 ])
 def test_the_book_command_checks_values_before_any_chapter(parameter, message, capsys):
-    _fails_clearly(book.main, ["--only", "01", "-p", parameter, "--no-build"], capsys, message)
+    _fails_clearly(runner.main, ["--only", "01", "-p", parameter, "--no-build"], capsys, message)
 
 
 def test_the_book_command_checks_its_output_folder(tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
-    _fails_clearly(book.main, ["--only", "01", "--out", str(tmp_path / "a_file"), "--no-build"], capsys, "is a file")
+    _fails_clearly(runner.main, ["--only", "01", "--out", str(tmp_path / "a_file"), "--no-build"], capsys, "is a file")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from igan_utils import models, taps
+from igan_utils.method import models, taps
 
 SMALL_SHAPES = {"conv1": (32, 26, 26), "conv2": (32, 24, 24), "pool1": (32, 12, 12), "conv3": (64, 10, 10),
                 "conv4": (64, 8, 8), "pool2": (64, 4, 4), "fc1": (200,), "fc2": (200,), "logits": (10,)}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igan_utils import stats
+from igan_utils.book import verdicts
 
 
 def test_the_front_door_exports_what_a_user_needs():
@@ -10,7 +10,7 @@ def test_the_front_door_exports_what_a_user_needs():
 
     for name in igan_utils.__all__:
         assert callable(getattr(igan_utils, name)), name
-    assert igan_utils.compare_pools is stats.compare_pools
+    assert igan_utils.compare_pools is verdicts.compare_pools
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         igan_utils.nope
 
@@ -90,4 +90,40 @@ def test_the_package_imports_form_no_cycle():
 
     for node in sorted(graph):
         visit(node)
-    assert graph["igan_utils.checks"] <= {"igan_utils.runtime"}  # the checks sit at the bottom
+    assert graph["igan_utils.method.validation"] <= {"igan_utils.method.runtime"}  # the input checks sit at the bottom
+    for name, deps in graph.items():  # two layers and the diagnosis on top: no upward import
+        if name.startswith("igan_utils.method"):
+            assert all(d.startswith("igan_utils.method") for d in deps), f"{name} imports {deps}"
+        if name.startswith("igan_utils.book"):
+            assert not any(d.startswith("igan_utils.diagnose") for d in deps), f"{name} imports {deps}"
+
+
+def test_package_imports_are_at_the_top_of_each_module():
+    """A reader of a module's header sees everything it uses from the package (the front door's lazy
+    exports and the version number aside)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "igan_utils"
+    hidden = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        hidden += [f"{path.relative_to(root)}:{node.lineno}" for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) and node.level and id(node) not in top
+                   and not (path == root / "__init__.py" or [a.name for a in node.names] == ["__version__"])]
+    assert hidden == []
+
+
+def test_every_declared_all_is_true():
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "igan_utils"
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        for exported in getattr(module, "__all__", []):
+            assert hasattr(module, exported), f"{name}.__all__ names {exported}, which it lacks"

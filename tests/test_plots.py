@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 
-from igan_utils import plots  # noqa: E402
+from igan_utils.book import plots
 
 
 def test_the_pooling_plot_names_masked_models_in_its_legend():
@@ -24,7 +24,7 @@ def test_a_diagnosis_with_no_adversarial_example_plots_a_panel_that_says_so():
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from igan_utils.checkup.api import Diagnosis
+    from igan_utils.diagnose.api import Diagnosis
 
     found = Diagnosis(model_name="net", taps=["a"], vulnerability=pd.DataFrame(columns=["judge", "tap", "V"]),
                       information=pd.DataFrame(), correlation=pd.DataFrame(), quality=pd.DataFrame(), judge="j",

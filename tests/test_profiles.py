@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from igan_utils import profiles
+from igan_utils.book import configs, profiles
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -69,29 +69,29 @@ def test_parameters_cell_is_the_one_generated_from_the_registry(notebook):
 
 
 def test_writing_the_parameters_cells_fixes_a_stale_comment(tmp_path):
-    from igan_utils import book
+    from igan_utils.book import runner
 
     (tmp_path / "notebooks").mkdir()
     source = NOTEBOOKS / "01_classification.ipynb"
     stale = source.read_text().replace("# training seeds", "# the seeds")
     (tmp_path / "notebooks" / source.name).write_text(stale)
-    assert book.write_parameters_cells(tmp_path) == [tmp_path / "notebooks" / source.name]
+    assert runner.write_parameters_cells(tmp_path) == [tmp_path / "notebooks" / source.name]
     test_parameters_cell_is_the_one_generated_from_the_registry(tmp_path / "notebooks" / source.name)
-    assert book.write_parameters_cells(tmp_path) == []
+    assert runner.write_parameters_cells(tmp_path) == []
 
 
 def test_attack_settings_follow_the_reference_and_keep_the_path_ratio():
     smoke = profiles.resolve("02_adversarial", "smoke")
     paper = profiles.resolve("02_adversarial", "paper")
     # MNIST evaluation: a path of 2.5ε (40 × 0.01875), not the published 40 × 0.01 (see REFERENCE)
-    assert profiles.attack_settings(paper, "mnist") == {"eps": 0.3, "steps": 40, "step_size": pytest.approx(0.01875)}
-    assert profiles.large_eps(paper, "mnist") == 0.5
-    short = profiles.attack_settings(smoke, "mnist")
+    assert configs.attack_settings(paper, "mnist") == {"eps": 0.3, "steps": 40, "step_size": pytest.approx(0.01875)}
+    assert configs.large_eps(paper, "mnist") == 0.5
+    short = configs.attack_settings(smoke, "mnist")
     assert short["steps"] == 5 and short["steps"] * short["step_size"] == pytest.approx(2.5 * 0.3)
-    assert profiles.attack_settings(paper, "mnist", training=True)["step_size"] == pytest.approx(0.01)
-    cifar = profiles.attack_settings(paper, "cifar10", training=True)
+    assert configs.attack_settings(paper, "mnist", training=True)["step_size"] == pytest.approx(0.01)
+    cifar = configs.attack_settings(paper, "cifar10", training=True)
     assert cifar == {"eps": pytest.approx(8 / 255), "steps": 10, "step_size": pytest.approx(2 / 255)}
-    assert profiles.attack_settings(paper, "mnist", eps=0.15)["step_size"] == pytest.approx(0.01875 / 2)
+    assert configs.attack_settings(paper, "mnist", eps=0.15)["step_size"] == pytest.approx(0.01875 / 2)
 
 
 def test_a_chapter_shows_one_line_with_the_profile_and_what_differs_from_it():

@@ -20,16 +20,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from igan_utils import models, store as store_module, training
-from igan_utils.store import Store, StoreNotWritableError, UnsafeCheckpointError, load_checkpoint
+from igan_utils.book import store as store_module
+from igan_utils.book.store import (
+    Store,
+    StoreNotWritableError,
+    UnsafeCheckpointError,
+    load_checkpoint,
+)
+from igan_utils.method import models, training
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # A classifier job run in a child process: prints its final history and a weight checksum as JSON.
 TRAIN_JOB = textwrap.dedent("""
     import json, sys
-    from igan_utils import data, training
-    from igan_utils.store import Store, fingerprint
+    from igan_utils.method import data, training
+    from igan_utils.book.store import Store
+    from igan_utils.method.cache import fingerprint
     splits = data.load_splits("mnist", train_size=1500, val_size=100, test_size=100, split_seed=0, download=False)
     config = training.TrainConfig(dataset="mnist", arch="small_cnn", pool="avg", seed=3, method="pgd",
                                   epochs=int(sys.argv[1]), batch_size=50, lr=5e-3, eps=0.3, steps=2, step_size=0.2)
@@ -39,8 +46,9 @@ TRAIN_JOB = textwrap.dedent("""
 
 GAN_JOB = textwrap.dedent("""
     import json, sys
-    from igan_utils import data, training, interpretgan
-    from igan_utils.store import Store, fingerprint
+    from igan_utils.method import data, training, interpretgan
+    from igan_utils.book.store import Store
+    from igan_utils.method.cache import fingerprint
     splits = data.load_splits("mnist", train_size=500, val_size=0, split_seed=0, download=False)
     config = training.TrainConfig(dataset="mnist", arch="small_cnn", pool="max", seed=0, method="natural",
                                   epochs=1, batch_size=50, lr=5e-3)
@@ -126,7 +134,7 @@ def test_killed_gan_training_resumes_and_matches_an_uninterrupted_run(mnist_dir,
 def test_killed_sweep_resumes_with_finished_points_skipped(tmp_path, sweepable):
     notebook = sweepable(tmp_path, seconds=1.5)  # slow points
     out = tmp_path / "out"
-    job = "import sys; from igan_utils.sweep import main; sys.exit(main(sys.argv[1:]))"
+    job = "import sys; from igan_utils.book.sweep import main; sys.exit(main(sys.argv[1:]))"
     args = [notebook, "--grid", "a=1,2,3,4,5,6", "--out", out, "--workers", "1"]
     _kill_when(job, args, {**os.environ, "PYTHONPATH": str(ROOT)}, lambda: len(list(out.glob("*.csv"))) >= 1)
     done = {p.name for p in out.glob("a=*.csv")}
@@ -142,7 +150,7 @@ def test_killed_sweep_resumes_with_finished_points_skipped(tmp_path, sweepable):
 
 RACE_JOB = textwrap.dedent("""
     import sys, time, torch
-    from igan_utils.store import Store
+    from igan_utils.book.store import Store
     def create():
         with open(sys.argv[1], "a") as log:
             log.write("computed\\n")

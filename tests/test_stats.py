@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from igan_utils import stats
+from igan_utils.book import findings, verdicts
+from igan_utils.method import stats
 
 
 def _images(p: float, n: int, rng) -> str:
@@ -23,7 +24,7 @@ def _study(avg, max_, masked_avg=None, masked_max=None) -> pd.DataFrame:
 
 
 def _compare(table, **kwargs):
-    return stats.compare_pools(table, ["data_label", "method"], resamples=500, **kwargs).iloc[0]
+    return verdicts.compare_pools(table, ["data_label", "method"], resamples=500, **kwargs).iloc[0]
 
 
 def test_both_sides_unmasked_use_the_paired_two_level_interval():
@@ -45,14 +46,14 @@ def test_one_masked_side_gives_a_one_sided_verdict_only_below_the_other_interval
     assert row["evidence"] == "bound on avg" and row["winner"] == "max"
     assert row["at_least"] == pytest.approx(row["max_lo"] - row["avg_hi"]) and row["at_least"] > 0.3
     assert row["verdict"].startswith("max higher by at least")
-    sentence = stats.comparison_sentence(row, data_label="MNIST-10k", method="adversarial (PGD)", attack="AA")
+    sentence = findings.comparison_sentence(row, data_label="MNIST-10k", method="adversarial (PGD)", attack="AA")
     assert "max pooling is more robust than average pooling by at least" in sentence
     assert "upper bound" in sentence and "4 of its 5 models failed a masking check" in sentence
     assert "500 test images per model" in sentence and "95% intervals" in sentence and "**" not in sentence
     # a masked side whose bound reaches into the other side's interval: no verdict, and why
     close = _compare(_study([_images(0.84, 500, rng) for _ in range(5)], high, masked_avg=(True,) * 5))
     assert close["winner"] == "" and close["verdict"].startswith("no verdict: avg's upper bound reaches")
-    text = stats.comparison_sentence(close, data_label="d", method="t", attack="AA")
+    text = findings.comparison_sentence(close, data_label="d", method="t", attack="AA")
     assert "no verdict" in text and "would decide it" in text
     # the masked side can be max pooling too: the verdict then goes to average pooling
     flipped = _compare(_study(high, low, masked_max=(True,) * 5))
@@ -89,7 +90,7 @@ def test_a_stronger_attack_on_the_masked_side_only_makes_the_verdict_more_certai
 def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
     both = _compare(_study(["r" * 50] * 3, ["x" * 50] * 3, masked_avg=(True,) * 3, masked_max=(True, False, False)))
     assert both["evidence"] == "bounds" and both["winner"] == "" and "both" in both["verdict"]
-    assert "only upper bounds" in stats.comparison_sentence(both, data_label="d", method="t", attack="AA")
+    assert "only upper bounds" in findings.comparison_sentence(both, data_label="d", method="t", attack="AA")
     two = _compare(_study(["r" * 50] * 2, ["x" * 50] * 2))
     assert two["winner"] == "" and two["verdict"] == "no verdict: 2 avg/max seed pairs, a verdict needs 3"
     masked_two = _compare(_study(["x" * 50] * 2, ["r" * 50] * 2, masked_avg=(True, True)))
@@ -110,7 +111,7 @@ def _looks(tables: dict, looks):
         asked.append(n)
         return tables[n]
 
-    found = stats.sequential_comparison(evaluate, looks, lambda t, alpha: stats.compare_pools(
+    found = verdicts.sequential_comparison(evaluate, looks, lambda t, alpha: verdicts.compare_pools(
         t, ["data_label", "method"], resamples=500, alpha=alpha))
     return (*found, asked)
 
@@ -124,7 +125,7 @@ def test_a_clear_difference_stops_at_the_first_look():
     assert asked == [200] and len(history) == 1 and comparison["winner"].iloc[0] == "max"
     row = comparison.iloc[0]
     assert row["level"] == pytest.approx(0.975) and row["n"] == 200 and (row["look"], row["looks"]) == (1, 2)
-    text = stats.comparison_sentence(row, data_label="d", method="adversarial (PGD)", attack="AA")
+    text = findings.comparison_sentence(row, data_label="d", method="adversarial (PGD)", attack="AA")
     assert "200 test images per model, look 1 of 2" in text and "97.5% intervals" in text
 
 
@@ -137,7 +138,7 @@ def test_a_tie_runs_to_the_cap_at_the_corrected_level():
     assert comparison["winner"].iloc[0] == "none" and comparison["n"].iloc[0] == 1000
     assert comparison["level"].iloc[0] == pytest.approx(1 - 0.05 / 3)
     # the corrected interval is wider than the uncorrected one on the same table
-    plain = stats.compare_pools(full, ["data_label", "method"], resamples=500).iloc[0]
+    plain = verdicts.compare_pools(full, ["data_label", "method"], resamples=500).iloc[0]
     assert comparison["ci_hi"].iloc[0] - comparison["ci_lo"].iloc[0] > plain["ci_hi"] - plain["ci_lo"]
 
 
@@ -148,13 +149,13 @@ def test_an_undecided_first_look_goes_on_and_may_decide_later():
     prefix = lambda n: full.assign(robust_images=full["robust_images"].str[:n])  # noqa: E731
     _, comparison, history, asked = _looks({40: prefix(40), 2000: full}, [40, 2000])
     assert asked == [40, 2000] and list(history["winner"]) == ["none", "max"]
-    assert not stats.decided(comparison.assign(winner="none")) and stats.decided(comparison)
+    assert not verdicts.decided(comparison.assign(winner="none")) and verdicts.decided(comparison)
 
 
 def test_looks_must_increase():
     for looks in ([], [0, 10], [200, 200], [500, 200]):
         with pytest.raises(ValueError, match="looks must be increasing"):
-            stats.sequential_comparison(lambda n: None, looks, lambda t, a: None)
+            verdicts.sequential_comparison(lambda n: None, looks, lambda t, a: None)
 
 
 def test_bootstrap_refuses_too_few_resamples():
@@ -173,9 +174,9 @@ def test_exact_p_of_a_perfect_ordering_is_two_over_n_factorial(n):
 def test_four_taps_cannot_support_the_hypothesis():
     # the case a user met: rho = 1 over 4 taps was called support with p = 0; exactly, p = 2/24
     frame = pd.DataFrame({"model": "m", "dIL": [0.1, 0.2, 0.3, 0.4], "V": [0.0, 0.1, 0.2, 0.5]})
-    row = stats.tap_correlations(frame, ["model"]).iloc[0]
+    row = verdicts.tap_correlations(frame, ["model"]).iloc[0]
     assert row["p_value"] == pytest.approx(1 / 12) and row["verdict"] == "cannot test"
-    sentence = stats.correlation_sentence(row)
+    sentence = findings.correlation_sentence(row)
     assert "p = 0.083" in sentence and "even a perfect ordering gives p = 0.083 > 0.05" in sentence
     assert sentence.endswith("which cannot test the hypothesis")
 
@@ -183,9 +184,9 @@ def test_four_taps_cannot_support_the_hypothesis():
 def test_unfaithful_taps_are_left_out_of_the_correlation_and_named():
     frame = pd.DataFrame({"model": "m", "tap": list("abcde"), "dIL": [0.1, 0.2, 0.3, 0.4, 0.5],
                           "V": [0.0, 0.1, 0.2, 0.5, 0.9], "faithful": [True, False, True, True, True]})
-    row = stats.tap_correlations(frame, ["model"]).iloc[0]
+    row = verdicts.tap_correlations(frame, ["model"]).iloc[0]
     assert row["taps"] == 4 and row["left_out"] == "b"
-    assert "over 4 faithful taps" in stats.correlation_sentence(row) and "left out: b" in stats.correlation_sentence(row)
+    assert "over 4 faithful taps" in findings.correlation_sentence(row) and "left out: b" in findings.correlation_sentence(row)
 
 
 def test_permutation_p_values_agree_with_known_cases_and_monte_carlo_beyond_nine():
@@ -199,10 +200,10 @@ def test_permutation_p_values_agree_with_known_cases_and_monte_carlo_beyond_nine
     x, y = np.arange(12), np.arange(12) + rng.normal(0, 2, 12)
     sampled = stats.spearman_test(x, y)
     assert sampled["method"].startswith("Monte Carlo") and sampled["p_value"] < 0.01
-    assert stats.correlation_verdict(sampled["rho"], sampled["p_value"], min_p=sampled["min_p"]) == "supports"
-    assert stats.correlation_verdict(0.3, 0.4) == "leans towards"
-    assert stats.correlation_verdict(-0.95, 0.01) == "contradicts"
-    assert stats.correlation_verdict(float("nan"), float("nan")) == "cannot test"
+    assert verdicts.correlation_verdict(sampled["rho"], sampled["p_value"], min_p=sampled["min_p"]) == "supports"
+    assert verdicts.correlation_verdict(0.3, 0.4) == "leans towards"
+    assert verdicts.correlation_verdict(-0.95, 0.01) == "contradicts"
+    assert verdicts.correlation_verdict(float("nan"), float("nan")) == "cannot test"
     assert np.isnan(stats.spearman(pd.DataFrame({"dIL": [1, 2], "V": [1, 2]}))[0])
 
 
@@ -222,13 +223,13 @@ def test_rule_9_tests_the_variants_means_by_exact_permutation():
             for v_i, (v, r_i) in enumerate(zip("abcde", [0, 1, 2, 3, 4])) for s in range(3)]
     perfect = stats.correlation_over_seeds(pd.DataFrame(rows), "loss", "robust", resamples=50, group="pool")
     assert perfect["groups"] == 5 and perfect["group_rho"] == -1 and perfect["group_p"] == pytest.approx(2 / 120)
-    assert stats.family_verdict(perfect) == "supports"
+    assert verdicts.family_verdict(perfect) == "supports"
     swapped = pd.DataFrame(rows).assign(robust=lambda t: t["robust"].where(~t["pool"].isin(["d", "e"]),
                                                                            t["robust"][::-1].values))
     near = stats.correlation_over_seeds(swapped.sort_values("pool"), "loss", "robust", resamples=50, group="pool")
-    assert stats.family_verdict(near) in ("is inconclusive about", "supports")
+    assert verdicts.family_verdict(near) in ("is inconclusive about", "supports")
     few = stats.correlation_over_seeds(pd.DataFrame(rows).query("pool in ['a', 'b']"), "loss", "robust", group="pool")
-    assert stats.family_verdict(few) == "cannot test"
+    assert verdicts.family_verdict(few) == "cannot test"
 
 
 @pytest.mark.parametrize("models, group_rho, group_p, verdict", [
@@ -240,7 +241,7 @@ def test_rule_9_tests_the_variants_means_by_exact_permutation():
 def test_the_family_sentence_gives_rule_9_s_verdict(models, group_rho, group_p, verdict):
     row = pd.Series({"data_label": "MNIST-10k", "models": models, "seeds": 3, "rho": group_rho, "ci_lo": -1.0,
                      "ci_hi": 0.2, "group_rho": group_rho, "group_p": group_p, "group_min_p": 2 / 120, "groups": 5})
-    text = stats.family_sentence(row, variants=["max", "avg", "strided", "blur", "lp"])
+    text = findings.family_sentence(row, variants=["max", "avg", "strided", "blur", "lp"])
     assert verdict in text and "MNIST-10k" in text
     assert ("interval over seeds [-1.00, +0.20]" in text) == (models >= 3)
 
@@ -258,29 +259,29 @@ def _recipes(avg_masked: dict, epochs: int = 4) -> pd.DataFrame:
 
 
 def test_the_recipe_sentence_names_a_recipe_that_unmasks_average_pooling_in_every_seed():
-    summary = stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, False]}))
+    summary = verdicts.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, False]}))
     assert summary.set_index(["adv_method", "pool"]).loc[("pgd", "avg"), "masked"] == 2
-    text = stats.recipe_sentence(summary, images=200)
+    text = findings.recipe_sentence(summary, images=200)
     assert text.startswith("Under TRADES × 4 epochs every average pooling model passes")
     assert "PGD × 4 epochs: 2 of 2 masked, worst case at most 50.0 %" in text and "200 test images" in text
     assert "TRADES × 4 epochs: 0 of 2 masked, worst case 80.0 %" in text  # estimates: no "at most"
 
 
 def test_the_recipe_sentence_says_when_masking_persists_or_is_only_partly_removed():
-    persists = stats.recipe_sentence(stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [True, True]})),
+    persists = findings.recipe_sentence(verdicts.recipe_summary(_recipes({"pgd": [True, True], "trades": [True, True]})),
                                      images=200)
     assert persists.startswith("Every average pooling model is masked under every recipe tried")
-    partly = stats.recipe_sentence(stats.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, True]})),
+    partly = findings.recipe_sentence(verdicts.recipe_summary(_recipes({"pgd": [True, True], "trades": [False, True]})),
                                    images=200)
     assert partly.startswith("Some average pooling models pass") and "one-sided" in partly
-    one_seed = stats.recipe_summary(_recipes({"trades": [False]}))
-    assert not stats.recipe_sentence(one_seed, images=200).startswith("Under")  # one seed decides nothing
+    one_seed = verdicts.recipe_summary(_recipes({"trades": [False]}))
+    assert not findings.recipe_sentence(one_seed, images=200).startswith("Under")  # one seed decides nothing
 
 
 def test_the_recipe_sentence_says_whether_masking_shrinks_with_training_length():
     def sentence(by_epochs: dict) -> str:
         table = pd.concat([_recipes({"pgd": flags}, epochs=e) for e, flags in by_epochs.items()], ignore_index=True)
-        return stats.recipe_sentence(stats.recipe_summary(table), images=200)
+        return findings.recipe_sentence(verdicts.recipe_summary(table), images=200)
 
     shrinks = sentence({4: [True, True], 8: [False, True], 16: [False, False]})
     assert ("Average pooling under PGD: 2 of 2 masked and a gap of at least 30.0 points at 4 epochs, 1 of 2 masked and "

@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from igan_utils import store as store_module
-from igan_utils.store import CorruptArtifactError, Store, UnsafeCheckpointError, config_key, load_checkpoint
+from igan_utils.book import store as store_module
+from igan_utils.book.store import (
+    CorruptArtifactError,
+    Store,
+    UnsafeCheckpointError,
+    config_key,
+    load_checkpoint,
+)
 
 CONFIG = {"arch": "small_cnn", "pool": "max", "seed": 0, "lr": 0.005}
 

@@ -3,7 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from igan_utils import study, sweep
+from igan_utils.book import studies, sweep
+from igan_utils.method import masking
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -72,13 +73,14 @@ def test_every_notebook_of_the_book_is_sweepable(notebook):
 
 def test_a_study_judges_masked_on_read_so_a_changed_rule_needs_no_rerun(tmp_path, monkeypatch):
     # each point stores the masking checks' numbers; `masked` comes from today's thresholds
-    from igan_utils import evaluation, profiles
+    from igan_utils.book import profiles
+    from igan_utils.method import masking
 
     monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
     folders = []
     checks = pd.DataFrame({"model": ["avg/pgd/s0"] * 2, "check": ["AutoAttack vs PGD", "large eps"],
                            "accuracy": [0.70, 0.0], "baseline_accuracy": [0.80, 0.9]})  # 10 points below PGD
-    point = evaluation.with_check_numbers(pd.DataFrame({"dataset": ["mnist"], "model": ["avg/pgd/s0"]}), checks)
+    point = masking.with_check_numbers(pd.DataFrame({"dataset": ["mnist"], "model": ["avg/pgd/s0"]}), checks)
 
     def fake_sweep(notebook, grid, out, **kwargs):
         folders.append(Path(out))
@@ -88,10 +90,10 @@ def test_a_study_judges_masked_on_read_so_a_changed_rule_needs_no_rerun(tmp_path
 
     monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
     params = profiles.resolve("05_sweeps", "smoke")
-    table, _ = study.robustness_study(params, "pooling", ["max", "avg"])
+    table, _ = studies.robustness_study(params, "pooling", ["max", "avg"])
     assert "masked" not in point and table["masked"].tolist() == [True]
-    monkeypatch.setattr(evaluation, "MAX_BELOW_PGD", 0.2)
-    again, _ = study.robustness_study(params, "pooling", ["max", "avg"])
+    monkeypatch.setattr(masking, "MAX_BELOW_PGD", 0.2)
+    again, _ = studies.robustness_study(params, "pooling", ["max", "avg"])
     assert again["masked"].tolist() == [False] and folders[0] == folders[1]  # same points, today's rule
     assert folders[0].parent == tmp_path / "sweeps" and folders[0].name.startswith("pooling-")
     assert table["data_label"].tolist() == ["MNIST-10k"]  # the label of the offline data beside the checkout
@@ -99,7 +101,7 @@ def test_a_study_judges_masked_on_read_so_a_changed_rule_needs_no_rerun(tmp_path
 
 def test_only_chapter_6_points_measure_the_information_loss(tmp_path, monkeypatch):
     # chapter 5 reads robust accuracies only: its points (every look, the recipe study) skip the decoders
-    from igan_utils import profiles
+    from igan_utils.book import profiles
 
     monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
     asked = []
@@ -109,18 +111,18 @@ def test_only_chapter_6_points_measure_the_information_loss(tmp_path, monkeypatc
         return sweep.SweepResult(pd.DataFrame({"dataset": []}))
 
     monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
-    monkeypatch.setattr("igan_utils.stats.sequential_comparison",
+    monkeypatch.setattr("igan_utils.book.verdicts.sequential_comparison",
                         lambda evaluate, looks, compare: (evaluate(looks[0]), pd.DataFrame(), pd.DataFrame()))
     chapter5 = profiles.resolve("05_sweeps", "smoke")
-    study.pooling_study(chapter5)
-    study.recipe_study(chapter5)
+    studies.pooling_study(chapter5)
+    studies.recipe_study(chapter5)
     assert asked == [False, False, False]  # natural, adversarial, recipes
-    study.robustness_study(profiles.resolve("06_pooling_family", "smoke"), "family", ["max"])
+    studies.robustness_study(profiles.resolve("06_pooling_family", "smoke"), "family", ["max"])
     assert asked[-1] is True
 
 
 def test_the_recipe_study_adds_the_book_s_own_recipe_when_its_grid_lacks_it(tmp_path, monkeypatch):
-    from igan_utils import evaluation, profiles
+    from igan_utils.book import profiles
 
     monkeypatch.setenv("IGAN_STORE_DIR", str(tmp_path))
     grids = []
@@ -132,18 +134,18 @@ def test_the_recipe_study_adds_the_book_s_own_recipe_when_its_grid_lacks_it(tmp_
         return sweep.SweepResult(pd.DataFrame(rows), failures=[{"point": len(grids)}], skipped=1, seconds=2.0)
 
     monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
-    monkeypatch.setattr(evaluation, "masked_from_numbers", lambda table: False)
+    monkeypatch.setattr(masking, "masked_from_numbers", lambda table: False)
     outside = profiles.resolve("05_sweeps", "smoke", adv_epochs=2)  # the grid tries 1 epoch only
-    table, result = study.recipe_study(outside)
+    table, result = studies.recipe_study(outside)
     assert grids == [{"adv_method": ["pgd", "trades"], "adv_epochs": [1]}, {"adv_method": ["pgd"], "adv_epochs": [2]}]
-    assert study.recipes_of(outside) == [("pgd", 1), ("trades", 1), ("pgd", 2)]
-    assert list(zip(table["adv_method"], table["adv_epochs"])) == study.recipes_of(outside)
+    assert studies.recipes_of(outside) == [("pgd", 1), ("trades", 1), ("pgd", 2)]
+    assert list(zip(table["adv_method"], table["adv_epochs"])) == studies.recipes_of(outside)
     assert table["gap"].round(6).tolist() == [0.1] * 3
     assert (result.skipped, result.seconds, result.failures) == (2, 4.0, [{"point": 1}, {"point": 2}])
     grids.clear()
     inside = profiles.resolve("05_sweeps", "smoke")  # 1 epoch of PGD: already in the grid
-    assert study.recipes_of(inside) == [("pgd", 1), ("trades", 1)]
-    assert len(study.recipe_study(inside)[0]) == 2 and len(grids) == 1
+    assert studies.recipes_of(inside) == [("pgd", 1), ("trades", 1)]
+    assert len(studies.recipe_study(inside)[0]) == 2 and len(grids) == 1
 
 
 def test_a_sweep_runs_on_an_existing_dask_cluster_on_loopback(tmp_path, sweepable):

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from igan_utils import attacks, profiles, training
-from igan_utils.store import Checkpoint, Store
+from igan_utils.book import configs, profiles
+from igan_utils.book.store import Checkpoint, Store
+from igan_utils.method import attacks, training
 
 CPU = torch.device("cpu")
 
@@ -86,11 +87,11 @@ def test_bad_training_config(kw, message):
 
 def test_config_for_follows_the_profile():
     quick = profiles.resolve("01_classification", "quick")
-    config = training.config_for(quick, "mnist", "avg", 1, adversarial=True)
+    config = configs.train_config_for(quick, "mnist", "avg", 1, adversarial=True)
     assert (config.method, config.eps, config.epochs, config.pool, config.seed) == ("pgd", 0.3, 8, "avg", 1)
     assert (config.steps, config.step_size) == (10, pytest.approx(0.4 / 10))  # reference path: 40 × 0.01
     paper = profiles.resolve("01_classification", "paper")
-    config = training.config_for(paper, "cifar10", "max", 0, adversarial=True)
+    config = configs.train_config_for(paper, "cifar10", "max", 0, adversarial=True)
     assert (config.arch, config.method, config.steps) == ("cifar_cnn", "pgd", 10)
     assert config.step_size == pytest.approx(2 / 255)
 
@@ -112,5 +113,5 @@ def test_trades_trains_on_the_kl_adversary_and_keeps_older_keys(mnist):
 
 def test_config_for_trades_takes_beta_from_the_parameters():
     quick = profiles.resolve("01_classification", "quick", adv_method="trades", trades_beta=1.0)
-    config = training.config_for(quick, "mnist", "avg", 0, adversarial=True)
+    config = configs.train_config_for(quick, "mnist", "avg", 0, adversarial=True)
     assert (config.method, config.beta, config.steps) == ("trades", 1.0, 10)

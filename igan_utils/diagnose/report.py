@@ -12,12 +12,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..commands import check_out_folder
+from ..book.commands import check_out_folder
 
 FORMATS = ("html", "md")
 
 
-def check_out(out: str | Path, format: str = "html") -> Path:
+def check_report_folder(out: str | Path, format: str = "html") -> Path:
     """``out`` as a folder the report can be written into and ``format`` one of :data:`FORMATS`,
     checked before any work (``commands.check_out_folder``); nothing is created."""
     if format not in FORMATS:
@@ -28,7 +28,7 @@ def check_out(out: str | Path, format: str = "html") -> Path:
 def write_report(found, out: str | Path, format: str = "html") -> Path:
     """Write the report of the diagnosis ``found`` into folder ``out`` (``report.html`` with the figures
     embedded, or ``report.md`` and one PNG per figure). Returns the report's path."""
-    out = check_out(out, format)
+    out = check_report_folder(out, format)
     out.mkdir(parents=True, exist_ok=True)
     pngs = {}
     for stem, figure in found.figures().items():

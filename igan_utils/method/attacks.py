@@ -25,9 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checks import (check_count, check_deterministic, check_eps, check_images, check_labels, check_step,
-                     logits_of)
 from .runtime import eval_mode, to_model
+from .validation import (
+    check_count,
+    check_deterministic,
+    check_eps,
+    check_images,
+    check_labels,
+    check_step,
+    logits_of,
+)
 
 NORMS = ("linf", "l2")
 # Where early exit looks for fooled samples, as fractions of the steps: most images a PGD run breaks

@@ -5,7 +5,6 @@ an unexpected internal error keeps its traceback."""
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import tempfile
 from pathlib import Path

@@ -16,14 +16,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import data, profiles
-from ..book import parameter_pair
-from ..commands import command
-from ..runtime import default_device
-from ..store import load_checkpoint
-from ..taps import tap_candidates
+from ..book import configs, profiles
+from ..book.commands import command
+from ..book.runner import parameter_pair
+from ..book.store import load_checkpoint
+from ..method import data
+from ..method.runtime import default_device
+from ..method.taps import tap_candidates
 from .api import BUDGETS, DEFAULT_PROFILE, diagnose_model
-from .report import FORMATS, check_out
+from .report import FORMATS, check_report_folder
 
 
 def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
@@ -70,7 +71,7 @@ def load_data(source: str, P) -> tuple[data.ImageSet, data.ImageSet, str | None]
     """``mnist`` or ``cifar10`` (the book's splits, from the data folder), or a torch file holding
     ``{"train": (images, labels), "test": (images, labels)}`` (optionally ``"classes"``)."""
     if source in data.DATASETS:
-        splits = data.splits_for(P, source)
+        splits = configs.splits_for(P, source)
         return splits.train, splits.test, source
     path = Path(source)
     if not path.is_file():
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                if value is None]
     if missing:
         raise ValueError(f"missing {', '.join(missing)} (use --list-taps to see the layers)")
-    check_out(args.out, args.format)  # before the work, which takes minutes
+    check_report_folder(args.out, args.format)  # before the work, which takes minutes
     train, test, dataset = load_data(args.data, P)
     model = model.to(default_device())  # the call runs where the model is: on the GPU when there is one
     judge = args.judge

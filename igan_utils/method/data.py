@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torchvision
 
-from .checks import check_label_tensor, check_layout, check_pixels
+from .cache import fingerprint
 from .runtime import resolve_dir
-from .store import fingerprint
+from .validation import check_label_tensor, check_layout, check_pixels
 
 DATA_ENV_VAR = "IGAN_DATA_DIR"
 DATASETS = ("mnist", "cifar10")
@@ -226,7 +226,9 @@ def _check_files(name: str, train: bool, root: Path, cls) -> None:
                 raise DataCorruptError(f"{problem}. Replace it with the official file (or delete it to "
                                        f"download again); nothing was trained on it.")
     else:
-        from torchvision.datasets import cifar  # the check torchvision's loader itself makes
+        from torchvision.datasets import (
+            cifar,  # the check torchvision's loader itself makes
+        )
 
         folder = root / cls.base_folder
         for file, md5 in (cls.train_list if train else cls.test_list) + [[cls.meta["filename"], cls.meta["md5"]]]:
@@ -306,9 +308,3 @@ def load_splits(name: str, *, data_dir: str | Path | None = None, train_size: in
                   test=test.subset(test_size, split_seed), label=label)
 
 
-def splits_for(params, dataset: str) -> Splits:
-    """The splits a notebook's parameters (``data_dir``, ``train_size``, ``val_size``,
-    ``test_size``, ``split_seed``) select for ``dataset``."""
-    return load_splits(dataset, data_dir=params["data_dir"], train_size=params["train_size"],
-                       val_size=params["val_size"], test_size=params["test_size"],
-                       split_seed=params["split_seed"])

@@ -1,9 +1,8 @@
 """What the book says about its results: every sentence a chapter glues, one function per paragraph.
 
-The rules that decide a verdict live with their statistics (``stats.compare_pools``,
-``stats.correlation_verdict``, ``diagnosis.pool_comparison``, ``diagnosis.mixing_verdict``, the
-masking checks of ``evaluation``); this module only words what they decided, so a chapter cell is one
-call and no chapter builds a sentence itself. Each chapter ends with "What we found", its
+The rules that decide a verdict are in :mod:`igan_utils.book.verdicts` (and the masking rules, which
+decide whether a number is an estimate or a bound, in :mod:`igan_utils.method.masking`); this module
+only words what they decided, so a chapter cell is one call and no chapter builds a sentence itself. Each chapter ends with "What we found", its
 :func:`answer` glued as ``answer``, and glues a one-line ``claim_N`` for every claim of the paper it
 decides; :func:`claims_table` gathers those lines from executed chapters into the table that the
 README and the book's front page share.
@@ -22,10 +21,12 @@ import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from .diagnosis import INPUT
-from .stats import comparison_sentence, correlation_sentence, family_sentence, family_verdict, recipe_sentence
+from ..method.layers import INPUT
+from ..method.stats import ALPHA, MIN_CORRELATION_MODELS
+from .verdicts import family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
            "interpretation_quality", "judge", "mixing", "most_vulnerable", "attack_comparison",
@@ -163,7 +164,7 @@ def _taps(row) -> str:
 
 def most_vulnerable(ranking: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """Chapter 4: per model, where each judge finds the most vulnerability (``ranking``:
-    ``diagnosis.most_vulnerable`` by dataset, method, pool and judge)."""
+    ``layers.most_vulnerable`` by dataset, method, pool and judge)."""
     rows = {tuple(r[k] for k in ("dataset", "method", "pool", "judge")): r for r in ranking.to_dict("records")}
     models = dict.fromkeys(key[:3] for key in rows)
     return " ".join(
@@ -174,7 +175,7 @@ def most_vulnerable(ranking: pd.DataFrame, labels: Mapping[str, str]) -> str:
 
 def attack_comparison(compare: pd.DataFrame, r_first: pd.DataFrame, first_tap: str) -> str:
     """Chapter 4: whether x′ from the ensemble and from PGD name the same most vulnerable taps per
-    model and judge (``compare``: both ``diagnosis.most_vulnerable`` tables merged, with columns
+    model and judge (``compare``: both ``layers.most_vulnerable`` tables merged, with columns
     ``taps (ensemble)`` and ``taps (PGD)``), and the independent judge's R at ``first_tap`` for both
     (``r_first``: indexed by method and pool, columns ``ensemble`` and ``PGD``)."""
     differs = compare[[set(a) != set(b) for a, b in zip(compare["taps (ensemble)"], compare["taps (PGD)"])]]
@@ -192,7 +193,7 @@ def attack_comparison(compare: pd.DataFrame, r_first: pd.DataFrame, first_tap: s
 
 def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """Chapter 4: the rank correlation of ΔIL with V over the taps of each model under the independent
-    judge (``correlation``: ``stats.tap_correlations``), and what one model can decide."""
+    judge (``correlation``: ``verdicts.tap_correlations``), and what one model can decide."""
     rows = correlation[correlation["judge"] == "independent"].to_dict("records")
     seeds = correlation["seed"].nunique() if "seed" in correlation else 1
     text = " ".join(f"For the {labels[r['dataset']]} {r['pool']}-pool model ({r['method']} training"
@@ -205,7 +206,7 @@ def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str,
 
 def pooling_layers(pooling: pd.DataFrame, masked: Mapping[str, Sequence[str]]) -> str:
     """Chapter 4: at each pooling tap, whether average pooling contributes less vulnerability than max
-    pooling (``pooling``: ``diagnosis.pool_comparison`` per training method); a training with a masked
+    pooling (``pooling``: ``verdicts.pool_comparison`` per training method); a training with a masked
     model makes no verdict here (its attacks succeed less often, so its x′ are not comparable)."""
     text = " ".join(f"At {r.tap} ({r.method} training, judge: {r.judge}), the comparison {r.verdict} the claim that "
                     f"average pooling contributes less vulnerability (V = {r.V_avg:.3f} against {r.V_max:.3f} for max "
@@ -216,14 +217,14 @@ def pooling_layers(pooling: pd.DataFrame, masked: Mapping[str, Sequence[str]]) -
 
 
 def pooling_verdict(comparison: pd.DataFrame, *, attack: str) -> str:
-    """Chapter 5: the verdict of every row of the pooling comparison (``stats.compare_pools`` or
-    ``stats.sequential_comparison``), by the rules of the method page."""
+    """Chapter 5: the verdict of every row of the pooling comparison (``verdicts.compare_pools`` or
+    ``verdicts.sequential_comparison``), by the rules of the method page."""
     return " ".join(comparison_sentence(r, data_label=r["data_label"], method=training_name(r["method"]), attack=attack)
                     for r in comparison.to_dict("records"))
 
 
 def recipe(summary: pd.DataFrame, *, images: int) -> str:
-    """Chapter 5: is average pooling's masking the pooling's or the recipe's (``stats.recipe_summary``)."""
+    """Chapter 5: is average pooling's masking the pooling's or the recipe's (``verdicts.recipe_summary``)."""
     return recipe_sentence(summary, images=images)
 
 
@@ -278,7 +279,7 @@ def pooling_claim(comparison: pd.DataFrame) -> str:
 
 
 def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
-    """Claim 4 in one line: rule 9's verdict on the pooling family (``stats.family_verdict``), with the
+    """Claim 4 in one line: rule 9's verdict on the pooling family (``verdicts.family_verdict``), with the
     correlation of the variants' means, its p-value and the models it rests on."""
     said = []
     for r in correlation[correlation["measure"] == "il_downsampling"].to_dict("records"):
@@ -328,3 +329,143 @@ def claims_table(executed: str | Path, *, link: str = "{nn}") -> str:
         verdict = (glued(path).get(f"claim_{number}") if path.exists() else None) or "not in this run yet"
         lines.append(f"| {number}. {claim} | {verdict} | {link.format(chapter=chapter, nn=chapter[:2])} |")
     return "\n".join(lines)
+
+
+# ---- the sentences of the verdicts (rules in verdicts) ----
+
+_POOL_NAMES = {"avg": "average pooling", "max": "max pooling"}
+
+
+
+def comparison_sentence(row, *, data_label: str, method: str, attack: str) -> str:
+    """The verdict of one row of :func:`compare_pools` (or :func:`sequential_comparison`) as plain text
+    that names its evidence (estimates or bounds, seeds, images, the level of its intervals and, for a
+    sequential study, the look it stopped at); ``data_label`` names the data, ``method`` the training
+    method as the reader should read it (e.g. "adversarial (PGD)")."""
+    a, b = row["a"], row["b"]
+    name = {p: _POOL_NAMES.get(p, f"{p} pooling") for p in (a, b)}
+    level = f"{100 * row['level']:.4g}%"
+    stopped = (f", look {row['look']} of {row['looks']} of the sequential rule" if "looks" in row else "")
+    head = f"On {data_label}, {method} training ({attack}, {row['n']} test images per model{stopped})"
+
+    def side(p):
+        masked = f", {row[f'{p}_masked']} masked" if row[f"{p}_masked"] else ""
+        return (f"{name[p]} {100 * row[f'{p}_mean']:.1f}% [{100 * row[f'{p}_lo']:.1f}, {100 * row[f'{p}_hi']:.1f}] "
+                f"over {row[f'{p}_seeds']} seeds{masked}")
+
+    measured = f"{side(a)}; {side(b)} ({level} intervals over seeds and test images)"
+    if row["evidence"] == "estimates":
+        if not row["winner"]:
+            return f"{head}: {row['verdict']}. Measured: {measured}."
+        verdict = ("no difference beyond the interval" if row["winner"] == "none"
+                   else f"{name[row['winner']]} is more robust")
+        return (f"{head}: {verdict}. {name[a].capitalize()} minus {name[b]}: {100 * row[f'{a}_minus_{b}']:+.1f} points, "
+                f"{level} interval [{100 * row['ci_lo']:+.1f}, {100 * row['ci_hi']:+.1f}] over {row['seeds']} paired seeds "
+                f"and the test images. Evidence: estimates (every model passed the masking checks).")
+    if row["evidence"] == "bounds":
+        return (f"{head}: no verdict. Both poolings have models that failed a masking check, so both numbers are "
+                f"only upper bounds on robustness. Measured: {measured}.")
+    bound = row["evidence"].removeprefix("bound on ")
+    estimate = b if bound == a else a
+    why = (f"{name[bound].capitalize()}'s number is an upper bound, because {row[f'{bound}_masked']} of its "
+           f"{row[f'{bound}_seeds']} models failed a masking check: its true robustness can only be lower")
+    if row["winner"]:
+        return (f"{head}: {name[estimate]} is more robust than {name[bound]} by at least {100 * row['at_least']:.1f} "
+                f"points. {why}, and even the upper end of its interval ({100 * row[f'{bound}_hi']:.1f}%) lies below "
+                f"the lower end of {name[estimate]}'s ({100 * row[f'{estimate}_lo']:.1f}%, an estimate from unmasked "
+                f"models). A stronger attack could only widen the gap. Measured: {measured}.")
+    if row["seeds"] < row["min_seeds"]:
+        return f"{head}: {row['verdict']}. Measured: {measured}."
+    return (f"{head}: no verdict. {why}, but its interval reaches into {name[estimate]}'s, so it may be as robust "
+            f"as {name[estimate]} or far less; an attack that breaks the masked models further, or a training "
+            f"recipe that leaves them unmasked, would decide it. Measured: {measured}.")
+
+
+
+def correlation_sentence(row, what: str = "ΔIL with V") -> str:
+    """One row of :func:`tap_correlations` as plain text: rho, the permutation p-value and how it was
+    found, the number of taps, and what it says about the hypothesis."""
+    left_out = row.get("left_out") or ""
+    left = f"; taps whose interpretations of x′ are unfaithful, left out: {left_out}" if left_out else ""
+    taps = f"{int(row['taps'])} {'faithful ' if left_out else ''}taps"
+    if np.isnan(row["spearman_rho"]):
+        return f"the rank correlation of {what} is undefined over {taps}{left}, which cannot test the hypothesis"
+    text = (f"Spearman ρ of {what} = {row['spearman_rho']:.2f} over {taps} (permutation p = "
+            f"{row['p_value']:.2g}, {row['p_method']}")
+    if row["min_p"] > ALPHA:
+        text += f"; with {int(row['taps'])} taps even a perfect ordering gives p = {row['min_p']:.2g} > {ALPHA:g}"
+    return text + f"){left}, which {row['verdict']} the hypothesis"
+
+
+
+def family_sentence(row, *, variants: Sequence[str]) -> str:
+    """The verdict of rule 9 (:func:`family_verdict`) on one row of :func:`correlation_over_seeds` (with
+    ``group``, plus ``data_label``) on "downsampling that loses more information gives less robust
+    models", with the correlation over all models and its interval over seeds as the description."""
+    row = row._asdict() if hasattr(row, "_asdict") else dict(row)
+    if row["models"] < MIN_CORRELATION_MODELS or pd.isna(row["rho"]):
+        return (f"On {row['data_label']}, only {row['models']} adversarially trained models passed the masking checks: "
+                f"too few to test the hypothesis.")
+    verdict = family_verdict(row)
+    test = (f"over the {row['groups']} variants' means, Spearman ρ = {row['group_rho']:+.2f} (exact permutation "
+            f"p = {row['group_p']:.2g}; with {row['groups']} variants only a perfect ordering can reach p < {ALPHA:g})"
+            if not pd.isna(row.get("group_rho")) else "the variants' means have no defined rank correlation")
+    return (f"On {row['data_label']}, across {row['models']} unmasked adversarially trained models "
+            f"({', '.join(variants)}; {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}), {test}, which "
+            f"{'cannot test' if verdict == 'cannot test' else verdict} the hypothesis (rule 9). Over all models the "
+            f"rank correlation of information loss at the downsampling layers (decoder MSE) with AutoAttack robust "
+            f"accuracy is {row['rho']:+.2f}, 95% interval over seeds [{row['ci_lo']:+.2f}, {row['ci_hi']:+.2f}].")
+
+
+
+def recipe_sentence(summary: pd.DataFrame, *, low: str = "avg", images: int) -> str:
+    """The recipe study's answer from :func:`recipe_summary`: which recipes, if any, train
+    ``low``-pooling models that pass every masking check in every seed (at least two seeds), and, for a
+    method tried at several lengths, whether its masking shrinks with training or persists."""
+    name = _POOL_NAMES.get(low, low)
+    part = summary[summary["pool"] == low]
+    if part.empty:
+        return f"The recipe study has no {name} models."
+    recipe = lambda r: f"{r['adv_method'].upper()} × {r['adv_epochs']} epoch{'s' * (r['adv_epochs'] != 1)}"  # noqa: E731
+    # a recipe with a masked model has a mean of upper bounds: said as "at most"
+    counts = "; ".join(f"{recipe(r)}: {r['masked']} of {r['seeds']} masked, worst case "
+                       f"{'at most ' if r['masked'] else ''}{100 * r['robust_acc']:.1f} % "
+                       f"(PGD − worst case {100 * r['gap']:.1f} points)" for _, r in part.iterrows())
+    clean = part[(part["masked"] == 0) & (part["seeds"] >= 2)]
+    evidence = f" ({counts}; {images} test images per model)"
+    if not clean.empty:
+        answer = (f"Under {', '.join(recipe(r) for _, r in clean.iterrows())} every {name} model passes the masking "
+                  f"checks{evidence}: there the masking is the recipe's, not the pooling's, and the pooling verdict "
+                  f"should be drawn from that recipe.")
+    elif (part["masked"] == part["seeds"]).all():
+        answer = (f"Every {name} model is masked under every recipe tried{evidence}: the masking persists, so the "
+                  f"pooling verdict stays one-sided; a recipe that trained unmasked {name} models would turn its "
+                  f"upper bounds into estimates.")
+    else:
+        answer = (f"Some {name} models pass the masking checks, but no recipe makes all of them pass over at least "
+                  f"two seeds{evidence}: none removes the masking reliably, so the pooling verdict stays one-sided.")
+    return " ".join([answer, *_length_clauses(part, name)])
+
+
+
+def _length_clauses(part: pd.DataFrame, name: str) -> list[str]:
+    """For each training method of ``part`` (one pooling's rows of :func:`recipe_summary`) tried at two or
+    more lengths: how its masking changes from the shortest to the longest, judged by the count of masked
+    models alone (the gap is told, not judged: with few seeds a point or two of it is noise)."""
+    clauses = []
+    for method, rows in part.groupby("adv_method", sort=False):
+        if rows["adv_epochs"].nunique() < 2:
+            continue
+        rows = rows.sort_values("adv_epochs")
+        short, long = rows.iloc[0], rows.iloc[-1]
+        if long["masked"] == long["seeds"]:
+            trend = f"the masking persists with {method.upper()} training up to {long['adv_epochs']} epochs"
+        elif long["masked"] / long["seeds"] < short["masked"] / short["seeds"]:
+            trend = f"the masking shrinks with {method.upper()} training"
+        else:
+            trend = f"longer {method.upper()} training does not reduce the masking"
+        # a masked model's worst case is an upper bound, so its gap is a lower bound
+        steps = ", ".join(f"{r['masked']} of {r['seeds']} masked and a gap of {'at least ' if r['masked'] else ''}"
+                          f"{100 * r['gap']:.1f} points at {r['adv_epochs']} epochs" for _, r in rows.iterrows())
+        clauses.append(f"{name.capitalize()} under {method.upper()}: {steps}; {trend}.")
+    return clauses

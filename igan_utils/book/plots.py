@@ -10,6 +10,8 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from ..method.masking import MAX_BELOW_PGD
+
 sns.set_theme(context="notebook", style="whitegrid")
 POOL_COLORS = {"max": "#c44e52", "avg": "#4c72b0", "strided": "#55a868", "blur": "#8172b2", "lp": "#ccb974"}
 
@@ -150,9 +152,7 @@ def gap_by_epochs(recipes: pd.DataFrame, *, attack: str = "") -> plt.Figure:
     (``adv_method``) and dataset (``data_label``, when there), one colour per ``pool``; each model a
     point, hollow when ``masked`` (its gap is then a lower bound: its worst case is an upper bound), a
     line through each pooling's mean per length, and a dashed line at the masking check's limit
-    (``evaluation.MAX_BELOW_PGD``)."""
-    from .evaluation import MAX_BELOW_PGD
-
+    (``masking.MAX_BELOW_PGD``)."""
     datasets = list(dict.fromkeys(recipes["data_label"])) if "data_label" in recipes else [None]
     methods = list(dict.fromkeys(recipes["adv_method"]))
     lengths = sorted(set(recipes["adv_epochs"].astype(int)))
@@ -298,7 +298,7 @@ def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
     return fig
 
 
-def vulnerability(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
+def vulnerability_bars(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
     """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
     panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...). Bars of
     taps whose interpretations of x′ are unfaithful (column ``faithful`` False) are hatched and pale.

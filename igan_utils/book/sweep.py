@@ -27,10 +27,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from .book import NotebookFailed, execute, parameter_pair
+from ..method.runtime import absolute_env_dirs, default_device
 from .commands import check_out_folder, command
 from .profiles import check_values, notebook_parameters
-from .runtime import absolute_env_dirs
+from .runner import NotebookFailed, execute, parameter_pair
 from .store import record_results
 
 RESULTS = "results_path"
@@ -133,7 +133,6 @@ CUDA_WORKERS = 8  # on a GPU each point's kernel is host-bound (start-up, Python
 def default_workers() -> int:
     """Workers of a sweep on this machine: :data:`CPU_WORKERS` on CPU; on CUDA, where one point uses the
     GPU a fraction of its time, up to :data:`CUDA_WORKERS`, one core each."""
-    from .runtime import default_device
 
     if default_device().type == "cuda":
         return max(1, min(CUDA_WORKERS, os.cpu_count() or 1))

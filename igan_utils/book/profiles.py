@@ -14,8 +14,8 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from .checks import MIN_RESAMPLES
-from .models import POOLS
+from ..method.models import POOLS
+from ..method.validation import MIN_RESAMPLES
 
 PROFILE_NAMES = ("smoke", "quick", "paper")
 
@@ -245,19 +245,6 @@ CHAPTER_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                                     "eval_size": 500}},
 }
 
-# Reference threat models (Madry et al.'s public settings, DESIGN.md). One deliberate change: MNIST
-# evaluation steps 2.5ε/40 instead of the published 0.01, whose path (40 × 0.01 = 1.33ε) is too short
-# to converge on our models (measured in the first build: 91.3 % against 87.3 % robust accuracy, max pool).
-# The PGD step only matters for our screen and for training: the quoted numbers are AutoAttack's.
-REFERENCE: dict[str, dict[str, Any]] = {
-    "mnist": {"arch": "small_cnn", "eps": 0.3, "train_steps": 40, "train_step_size": 0.01,
-              "eval_steps": 40, "eval_step_size": 2.5 * 0.3 / 40,
-              "eps_grid": [0.0, 0.1, 0.2, 0.3, 0.4], "large_eps": 0.5},
-    "cifar10": {"arch": "cifar_cnn", "eps": 8 / 255, "train_steps": 10, "train_step_size": 2 / 255,
-                "eval_steps": 20, "eval_step_size": 2 / 255,
-                "eps_grid": [e / 255 for e in (0, 2, 4, 8, 12, 16)], "large_eps": 64 / 255},
-}
-
 
 class Params(Mapping):
     """Read-only parameter set with attribute access (``P.eps``)."""
@@ -374,30 +361,6 @@ def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> Params:
     if not isinstance(profile, str):
         raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILE_NAMES)}, got {profile!r}")
     return resolve(notebook, profile, **overrides)
-
-
-def attack_settings(params: Mapping[str, Any], dataset: str, *, training: bool = False,
-                    eps: float | None = None) -> dict[str, Any]:
-    """ε, steps and step size of the PGD attack for ``dataset``: the reference values unless
-    overridden (``eps`` here overrides the parameters' ε). The step size keeps the reference ratio of
-    path length (steps × step) to ε, so fewer steps take larger ones and a smaller ε smaller ones."""
-    ref = REFERENCE[dataset]
-    if eps is None:
-        eps = params.get("eps") if params.get("eps") is not None else ref["eps"]
-    prefix = "train" if training else "eval"
-    steps = params.get(f"{prefix}_steps") or ref[f"{prefix}_steps"]
-    path_per_eps = ref[f"{prefix}_steps"] * ref[f"{prefix}_step_size"] / ref["eps"]
-    return {"eps": eps, "steps": steps, "step_size": path_per_eps * eps / steps}
-
-
-def large_eps(params: Mapping[str, Any], dataset: str) -> float:
-    """Radius at which every model's accuracy must have collapsed (a masking check)."""
-    return params.get("large_eps") or REFERENCE[dataset]["large_eps"]
-
-
-def eps_grid(params: Mapping[str, Any], dataset: str) -> list[float]:
-    """Radii of the robust-accuracy curve of ``dataset``."""
-    return list(params.get("eps_grid") or REFERENCE[dataset]["eps_grid"])
 
 
 def profiles_table(names: tuple[str, ...] = ("datasets", "train_size", "epochs", "adv_epochs", "adv_method",

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
-from .runtime import library_versions, resolve_dir
+from ..method.runtime import library_versions, resolve_dir
 
 STORE_ENV_VAR = "IGAN_STORE_DIR"
 LEDGER_TAG_ENV_VAR = "IGAN_LEDGER_TAG"  # names the work in the ledger (benchmarks/book.py sets the chapter)
@@ -79,26 +79,11 @@ def config_key(kind: str, config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """The fingerprint of a model's weights (every tensor of its ``state_dict``): what ties a stored
-    interpreter, decoder or evaluation to the exact model it was made for."""
-    return fingerprint(*model.state_dict().values())
-
-
 def record_results(table: pd.DataFrame, path: str | Path | None) -> None:
     """Write a run's results ``table`` as CSV to ``path`` (atomically); nothing when ``path`` is None.
     Every chapter ends with it, so that a sweep (``igan_utils.sweep``) can collect the table."""
     if path is not None:
         atomic_write_bytes(path, table.to_csv(index=False).encode())
-
-
-def fingerprint(*tensors: torch.Tensor) -> str:
-    """16-hex-digit content hash of tensors (values, shapes and dtypes)."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -30,19 +30,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .attacks import pgd, predict
-from .checks import check_resamples
-from .data import ImageSet
-from .evaluation import Ensemble, ensemble_for, masking_checks, worst_case
 from . import interpretgan
+from .attacks import pgd, predict
+from .autoattack import Ensemble, worst_case
+from .cache import ArtifactCache, weights_fingerprint
+from .data import ImageSet
 from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
 from .runtime import eval_mode, model_device, to_model
-from .store import Store, weights_fingerprint
+from .stats import image_bootstrap, percentile_interval
 from .taps import forward_with_taps, tap_names, tap_shapes
+from .validation import check_resamples
 
 if TYPE_CHECKING:
-    from .training import TrainedModel
+    pass
 
 INPUT = "input"  # the row of R_0: the judge's error on the adversarial images themselves
 
@@ -51,48 +52,51 @@ DIAGNOSIS_ATTACKS = ("apgd-ce", "apgd-t")  # after the PGD screen: x′ that foo
 
 
 class Attacked(NamedTuple):
-    """The successful attacks of :func:`successful_attacks`: clean images ``x`` (N, C, H, W), their
-    adversarial twins ``x_adv``, labels ``y`` (N,), ``made_by`` (N,) the attack that made each x′
-    (``"pgd"``, ``"apgd-ce"``, …) and ``attack``, how the x′ were found (a sentence for tables)."""
+    """Successful attacks on a model (:func:`successful_attacks`, :func:`confident_attacks`): clean
+    images ``x`` (N, C, H, W), their adversarial twins ``x_adv``, labels ``y`` (N,), ``made_by`` (N,)
+    the attack that made each x′ (``"pgd"``, ``"apgd-ce"``, …), ``attack`` the attack's name (a
+    sentence for tables), ``attacked`` the number of images attacked and ``eps`` the radius."""
 
     x: torch.Tensor
     x_adv: torch.Tensor
     y: torch.Tensor
     made_by: list[str]
     attack: str
+    attacked: int
+    eps: float
 
 
-def default_attack(steps: int, step_size: float, params=None) -> Ensemble:
-    """The attack the diagnosis takes x′ from: the PGD screen (``steps``, ``step_size``), then APGD-CE
-    and APGD-T (:data:`DIAGNOSIS_ATTACKS`), with ``params``' budgets (``aa_iters``, ``aa_targets``,
-    ``restarts``) or AutoAttack's own (100 iterations, 9 targets)."""
-    budgets = {} if params is None else {"apgd_iters": params["aa_iters"], "targets": params["aa_targets"],
-                                         "pgd_restarts": params["restarts"]}
-    return Ensemble(attacks=DIAGNOSIS_ATTACKS, pgd_steps=steps, pgd_step_size=step_size, **budgets)
+def default_attack(steps: int, step_size: float, *, apgd_iters: int = 100, targets: int = 9,
+                   pgd_restarts: int = 1) -> Ensemble:
+    """The attack the diagnosis takes x′ from (rule 6): the PGD screen (``steps``, ``step_size``,
+    ``pgd_restarts``), then APGD-CE and APGD-T (:data:`DIAGNOSIS_ATTACKS`) with ``apgd_iters``
+    iterations and ``targets`` target classes (default: AutoAttack's own, 100 and 9)."""
+    return Ensemble(attacks=DIAGNOSIS_ATTACKS, pgd_steps=steps, pgd_step_size=step_size, apgd_iters=apgd_iters,
+                    targets=targets, pgd_restarts=pgd_restarts)
 
 
-def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-                       step_size: float, seed: int = 0, attack: Ensemble | str | None = None) -> Attacked:
-    """(x, x', y, …) restricted to images the model classifies correctly and the attack breaks.
-
-    ``attack``: None (default) for :func:`default_attack`, any :class:`~igan_utils.evaluation.Ensemble`
-    (x′ is each image's first success in its order, so a model whose gradients PGD cannot use is
-    diagnosed on perturbations that do fool it), or ``"pgd"``: PGD alone (``steps``, ``step_size``),
-    keeping the iterate of highest loss (confidently misclassified), not the first one across the
-    boundary."""
-    if isinstance(attack, str):
-        if attack != "pgd":
-            raise ValueError(f"attack must be an evaluation.Ensemble, 'pgd' or None, got {attack!r}")
-        result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
-                     generator=torch.Generator(device=x.device).manual_seed(seed))
-        keep = (predict(model, x) == y) & result.success
-        return Attacked(x[keep], result.adv[keep], y[keep], ["pgd"] * int(keep.sum()),
-                        f"PGD-{steps} (step {step_size:.3g}), highest-loss iterate")
-    ensemble = attack if attack is not None else default_attack(steps, step_size)
+def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
+                       seed: int = 0) -> Attacked:
+    """(x, x', y, …) restricted to images the model classifies correctly and ``ensemble`` breaks (e.g.
+    :func:`default_attack`): x′ is each image's first success in the ensemble's order, so a model whose
+    gradients PGD cannot use is diagnosed on perturbations that do fool it."""
     found = worst_case(model, x, y, eps=eps, ensemble=ensemble, seed=seed)
     keep = (found.broken_by >= 0) & ~found.robust
     made_by = [ensemble.order[i] for i in found.broken_by[keep].tolist()]
-    return Attacked(x[keep], found.adv[keep], y[keep], made_by, f"{ensemble.name}, first success per image")
+    return Attacked(x[keep], found.adv[keep], y[keep], made_by, f"{ensemble.name}, first success per image",
+                    len(x), eps)
+
+
+def confident_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
+                      step_size: float, seed: int = 0) -> Attacked:
+    """Like :func:`successful_attacks`, but x′ from PGD alone (``steps``, ``step_size``), keeping the
+    iterate of highest loss (confidently misclassified), not the first one across the boundary: what
+    chapter 3 shows, where x′ should look as wrong to the model as it can."""
+    result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
+                 generator=torch.Generator(device=x.device).manual_seed(seed))
+    keep = (predict(model, x) == y) & result.success
+    return Attacked(x[keep], result.adv[keep], y[keep], ["pgd"] * int(keep.sum()),
+                    f"PGD-{steps} (step {step_size:.3g}), highest-loss iterate", len(x), eps)
 
 
 def made_by_text(made_by: Sequence[str]) -> str:
@@ -130,36 +134,6 @@ def fidelity(model: nn.Module, interpreters: Mapping[str, Interpreter], x: torch
     return pd.DataFrame(rows)
 
 
-MAX_AGREEMENT_DROP = 0.02  # rule 7 of book/method.md, fixed before the first run that uses it
-MAX_SSIM_DROP = 0.02
-
-
-def mixing_verdict(clean: pd.DataFrame, mixed: pd.DataFrame) -> tuple[bool, str]:
-    """Rule 7: should interpreters trained on clean and adversarial activations replace clean-only ones?
-
-    ``clean`` and ``mixed`` have one row per tap with ``faithful`` (on the same x′, :func:`fidelity`)
-    and, on clean images, ``label_agreement`` and ``ssim`` (``interpretgan.quality``). Yes only when
-    every tap unfaithful under ``clean`` is faithful under ``mixed`` and no tap's label agreement drops
-    by more than :data:`MAX_AGREEMENT_DROP` nor its SSIM by more than :data:`MAX_SSIM_DROP`.
-    Returns (adopt, the reason as a sentence)."""
-    c = clean.set_index("tap")
-    m = mixed.set_index("tap").reindex(c.index)
-    unfaithful = c.index[c["faithful"].eq(False)].tolist()
-    if not unfaithful:
-        return False, ("every tap is faithful with clean-only interpreters, so there is nothing to fix and "
-                       "they stay (rule 7)")
-    still = [t for t in unfaithful if not m["faithful"].eq(True).loc[t]]
-    hurt = [t for t in c.index if c.loc[t, "label_agreement"] - m.loc[t, "label_agreement"] > MAX_AGREEMENT_DROP + 1e-9
-            or c.loc[t, "ssim"] - m.loc[t, "ssim"] > MAX_SSIM_DROP + 1e-9]
-    fixed = f"{', '.join(unfaithful)} {'is' if len(unfaithful) == 1 else 'are'} unfaithful with clean-only interpreters"
-    if still:
-        return False, f"{fixed}, and mixing leaves {', '.join(still)} unfaithful: clean-only interpreters stay (rule 7)"
-    if hurt:
-        return False, (f"{fixed} and mixing makes them faithful, but it costs the clean interpretations more than "
-                       f"rule 7 allows at {', '.join(hurt)}: clean-only interpreters stay")
-    return True, f"{fixed}; mixing makes them faithful at no cost to the clean interpretations: adopt it (rule 7)"
-
-
 def judged_errors(model: nn.Module, interpreters: Mapping[str, Interpreter], judge: nn.Module,
                   x_adv: torch.Tensor, y: torch.Tensor, taps: Sequence[str]) -> torch.Tensor:
     """(N, 1 + len(taps)) bool: column 0 is J(x') ≠ y, column ℓ is J(x̂_ℓ(x')) ≠ y."""
@@ -187,21 +161,22 @@ def vulnerability(errors: torch.Tensor, taps: Sequence[str], *, bootstrap: int =
             frame[column] = np.nan
         return frame
 
-    def stats(sample: np.ndarray):
-        r = sample.mean(-2)
-        v = np.diff(r, axis=-1, prepend=0.0)  # V_input = R_0; V_ℓ = R_ℓ − R_{ℓ−1}
-        flipped = sample.astype(bool)
-        first = np.where(flipped.any(-1), flipped.argmax(-1), -1)
-        flip = np.stack([(first == j).mean(-1) for j in range(sample.shape[-1])], -1)
-        return r, v, flip
-
-    r, v, flip = stats(e)
-    rng = np.random.default_rng(seed)
-    _, v_boot, flip_boot = stats(e[rng.integers(0, n, size=(bootstrap, n))])
+    r, v, flip = _rates(e)
+    _, v_boot, flip_boot = image_bootstrap(e, _rates, resamples=bootstrap, seed=seed)
     frame["R"], frame["V"], frame["first_flip"] = r, v, flip
-    frame["V_lo"], frame["V_hi"] = np.percentile(v_boot, [2.5, 97.5], axis=0)
-    frame["first_flip_lo"], frame["first_flip_hi"] = np.percentile(flip_boot, [2.5, 97.5], axis=0)
+    frame["V_lo"], frame["V_hi"] = percentile_interval(v_boot)
+    frame["first_flip_lo"], frame["first_flip_hi"] = percentile_interval(flip_boot)
     return frame
+
+
+def _rates(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R, V and first-flip fractions of judged errors (..., N images, positions), reduced over images."""
+    r = errors.mean(-2)
+    v = np.diff(r, axis=-1, prepend=0.0)  # V_input = R_0; V_ℓ = R_ℓ − R_{ℓ−1}
+    flipped = errors.astype(bool)
+    first = np.where(flipped.any(-1), flipped.argmax(-1), -1)
+    flip = np.stack([(first == j).mean(-1) for j in range(errors.shape[-1])], -1)
+    return r, v, flip
 
 
 def feature_change(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, taps: Sequence[str]) -> pd.DataFrame:
@@ -246,7 +221,7 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
 
 
 def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, test: ImageSet, *, steps: int,
-                     store: Store, config: Mapping | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                     store: ArtifactCache, config: Mapping | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Information loss per tap, with its increment over the previous tap (the input loses nothing).
 
     ``decoder_mse`` and ``decoder_1_minus_ssim`` are the errors of each tap's decoder on ``test``. A
@@ -321,18 +296,17 @@ TABLE_COLUMNS = ("judge", "tap", "depth", "n", "R", "V", "V_lo", "V_hi", "first_
 
 
 def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
-                        x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, step_size: float,
-                        taps: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0,
-                        attack: Ensemble | str | Attacked | None = None) -> pd.DataFrame:
-    """The tidy diagnosis table of one model: one row per (judge, tap) with R, V, first flip (with
-    intervals), the feature change and the fidelity of the interpretations of x′ at the tap; ``n`` is
-    the number of successful attacks used, ``attack`` how x′ was found and ``made_by`` which attack
-    made how many (:func:`successful_attacks`; ``attack`` None: :func:`default_attack`). ``attack`` may
-    also be the :class:`Attacked` of an earlier :func:`successful_attacks` call on the same ``x``, ``y``:
-    then nothing is attacked again (several tables of one model, e.g. two sets of interpreters).
+                        attacked: Attacked, *, taps: Sequence[str] | None = None, bootstrap: int = 1000,
+                        seed: int = 0) -> pd.DataFrame:
+    """The tidy diagnosis table of one model on its successful attacks ``attacked``
+    (:func:`successful_attacks` or :func:`confident_attacks`; one :class:`Attacked` serves several
+    tables of a model, e.g. two sets of interpreters): one row per (judge, tap) with R, V, first flip
+    (with intervals), the feature change and the fidelity of the interpretations of x′ at the tap;
+    ``n`` is the number of successful attacks used, ``attacked`` the images attacked, ``attack`` how x′
+    was found and ``made_by`` which attack made how many.
 
     ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order).
-    Raises ValueError naming taps without interpreters, or for fewer than ``checks.MIN_RESAMPLES``
+    Raises ValueError naming taps without interpreters, or for fewer than ``validation.MIN_RESAMPLES``
     bootstrap resamples. With no successful attack it warns and returns a table with the columns
     :data:`TABLE_COLUMNS` and no rows.
     """
@@ -342,10 +316,9 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     if missing:
         raise ValueError(f"taps without interpreters: {', '.join(missing)}; train them first "
                          f"(interpretgan.interpreters_for)")
-    found = attack if isinstance(attack, Attacked) else successful_attacks(
-        model, x, y, eps=eps, steps=steps, step_size=step_size, seed=seed, attack=attack)
+    found = attacked
     if len(found.x_adv) == 0:
-        warnings.warn(f"no successful adversarial examples among {len(x)} images at eps={eps:.3g} "
+        warnings.warn(f"no successful adversarial examples among {found.attacked} images at eps={found.eps:.3g} "
                       f"({found.attack}): nothing to diagnose, the table has no rows", stacklevel=2)
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     change = feature_change(model, found.x, found.x_adv, taps).merge(
@@ -357,7 +330,7 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
         frame.insert(0, "judge", name)
         frames.append(frame.merge(change, on="tap", how="left"))
     table = pd.concat(frames, ignore_index=True)
-    table["attacked"], table["attack"], table["made_by"] = len(x), found.attack, made_by_text(found.made_by)
+    table["attacked"], table["attack"], table["made_by"] = found.attacked, found.attack, made_by_text(found.made_by)
     return table[list(TABLE_COLUMNS)]
 
 
@@ -374,35 +347,6 @@ def most_vulnerable(table: pd.DataFrame, by: Sequence[str], k: int = 2) -> pd.Da
     return pd.DataFrame(rows, columns=[*by, "taps", "left_out"])
 
 
-JUDGE_SEED_OFFSET = 1000  # the judge's seed: 1000 + the first diagnosed seed, which no diagnosed model uses
-
-
-def trusted_judge(params, dataset: str, splits, *, store: Store,
-                  progress: bool = True) -> tuple["TrainedModel", pd.DataFrame]:
-    """The independent judge of the diagnosis for ``dataset``: the adversarially trained model of seed
-    :data:`JUDGE_SEED_OFFSET` + ``seeds[0]``, with the first pooling of ``pools`` whose model passes
-    every masking check on the first ``check_size`` test images of ``splits``.
-
-    A judge that shares the weakness it should measure proves nothing: a naturally trained one is
-    fooled by the transferred perturbation itself. Returns the judge and the checks of every
-    candidate tried; when none passes, the last candidate (its failed checks say why it cannot be
-    trusted, and ``evaluation.masked_models`` of the checks names it)."""
-    from .profiles import attack_settings, large_eps
-    from .training import config_for, get_or_train
-
-    x, y = splits.test.take(slice(0, params["check_size"])).tensors()
-    checks = []
-    for pool in params["pools"]:
-        config = config_for(params, dataset, pool, JUDGE_SEED_OFFSET + params["seeds"][0], adversarial=True)
-        judge = get_or_train(config, splits.train, splits.val, store=store, progress=progress)
-        checks.append(masking_checks(judge, x, y, eps=attack_settings(params, dataset)["eps"],
-                                     large_eps=large_eps(params, dataset), ensemble=ensemble_for(params, dataset),
-                                     store=store))
-        if checks[-1]["passed"].all():
-            break
-    return judge, pd.concat(checks, ignore_index=True)
-
-
 def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> list[str]:
     """The interpreted taps in ``model.taps`` order, else in the interpreters' own order (module
     registration order would put a container before the layers inside it, which run first)."""
@@ -410,26 +354,3 @@ def _model_order(model: nn.Module, interpreters: Mapping[str, Interpreter]) -> l
     return sorted(interpreters, key=lambda t: order.index(t) if t in order else len(order))
 
 
-def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"), *,
-                    low: str = "avg", high: str = "max") -> pd.DataFrame:
-    """V at the pooling taps for the ``low`` and ``high`` pooling models (per judge), and whether the
-    claim "``low`` is less vulnerable there" holds: ``supports`` when the intervals are disjoint the
-    claimed way round, ``contradicts`` when disjoint the other way, else ``is inconclusive about``;
-    ``cannot decide`` when either model's interpretation of x′ is unfaithful at the tap."""
-    rows = []
-    for (judge, tap), part in table[table["tap"].isin(taps)].groupby(["judge", "tap"], sort=False):
-        by_pool = part.set_index("pool")
-        if not {low, high} <= set(by_pool.index):
-            continue
-        a, b = by_pool.loc[low], by_pool.loc[high]
-        if by_pool.loc[[low, high]].get("faithful", pd.Series(dtype=object)).eq(False).any():  # V shows the generator
-            verdict = "cannot decide (an interpretation of x′ is unfaithful there)"
-        elif a["V_hi"] < b["V_lo"]:
-            verdict = "supports"
-        elif a["V_lo"] > b["V_hi"]:
-            verdict = "contradicts"
-        else:
-            verdict = "is inconclusive about"
-        rows.append({"judge": judge, "tap": tap, f"V_{low}": a["V"], f"V_{low}_ci": f"[{a['V_lo']:.3f}, {a['V_hi']:.3f}]",
-                     f"V_{high}": b["V"], f"V_{high}_ci": f"[{b['V_lo']:.3f}, {b['V_hi']:.3f}]", "verdict": verdict})
-    return pd.DataFrame(rows)

@@ -161,7 +161,7 @@ def library_versions() -> dict[str, str]:
     """Versions recorded next to every artifact, so a result can be traced to its software."""
     import torchvision
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "igan_utils": __version__,

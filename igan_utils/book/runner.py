@@ -33,11 +33,17 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import findings, models
-
+from ..method import models
+from ..method.runtime import absolute_env_dirs, project_root
+from . import findings
 from .commands import check_out_folder, command
-from .profiles import PROFILE_NAMES, check_values, notebook_parameters, parameters_cell, profiles_table
-from .runtime import absolute_env_dirs, project_root
+from .profiles import (
+    PROFILE_NAMES,
+    check_values,
+    notebook_parameters,
+    parameters_cell,
+    profiles_table,
+)
 from .store import LEDGER_TAG_ENV_VAR, Store
 
 KERNEL = "python3"
@@ -364,7 +370,7 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def write_report(records: list[dict], profile: str, root: Path | None = None) -> Path:
+def write_run_report(records: list[dict], profile: str, root: Path | None = None) -> Path:
     """Markdown table of this run's notebook times and machine, included by the reproduce page, and
     the claims table (:func:`findings.claims_table`) that the front page includes."""
     root = root or project_root()
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         records = run_chapters(args.profile, only=args.only, parameters=dict(args.parameter),
                                kernel=args.kernel, out=args.out)
         if not args.no_build:
-            write_report(records, args.profile)
+            write_run_report(records, args.profile)
             index = build_html(strict=not args.no_strict)
             print(f"book: {index}")
     except (NotebookFailed, RuntimeError) as error:  # the run failed (not the user's options): exit 1

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import attacks, checks, models
+from . import attacks, models, validation
+from .cache import ArtifactCache, PartialState
 from .data import ImageSet
 from .runtime import default_device, eval_mode
-from .store import Checkpoint, Store
 
 METHODS = ("natural", "pgd", "fgsm", "trades")
 _WARMUP = 0.4          # fraction of steps for the learning-rate rise and the ε ramp
@@ -96,7 +96,7 @@ def _eps_at(step: int, total: int, eps: float) -> float:
 
 
 def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
-                     model: nn.Module | None = None, checkpoint: Checkpoint | None = None,
+                     model: nn.Module | None = None, checkpoint: PartialState | None = None,
                      device: torch.device | None = None, progress: bool = True) -> tuple[nn.Module, list[dict]]:
     """Train a fresh ``config.arch`` (or the given untrained ``model``, e.g. your own) on ``train``
     and return (model, history).
@@ -112,7 +112,7 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
             model = models.build(config.arch, config.pool)
     model = model.to(device)
     with torch.no_grad(), eval_mode(model):  # labels must fit the model before any training
-        checks.check_labels(train.labels, checks.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
+        validation.check_labels(train.labels, validation.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     first_epoch = 0
@@ -205,16 +205,15 @@ def _monitor(model, x, y, config: TrainConfig) -> dict:
 
 
 def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
-                 store: Store | None = None, device: torch.device | None = None,
-                 progress: bool = True) -> TrainedModel:
-    """The classifier for ``config`` from the store, trained (resumably) and stored if missing."""
-    store = store or Store()
+                 store: ArtifactCache, device: torch.device | None = None, progress: bool = True) -> TrainedModel:
+    """The classifier for ``config`` from ``store`` (e.g. the book's ``Store()``), trained (resumably)
+    and stored if missing."""
     if config.data and config.data != train.fingerprint():
         raise ValueError("config.data is not the fingerprint of the training images given")
     config = dataclasses.replace(config, data=train.fingerprint())
     key = config.key()
 
-    def create(checkpoint: Checkpoint) -> dict:
+    def create(checkpoint: PartialState) -> dict:
         model, history = train_classifier(config, train, val, checkpoint=checkpoint, device=device,
                                           progress=progress)
         return {"state_dict": model.state_dict(), "history": history}
@@ -231,29 +230,3 @@ def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = No
     return TrainedModel(model.to(device).eval(), config, stored["history"], seconds)
 
 
-def config_for(params, dataset: str, pool: str, seed: int, adversarial: bool) -> TrainConfig:
-    """The training configuration a notebook's parameters select (see ``profiles``)."""
-    from .profiles import REFERENCE, attack_settings
-
-    common = dict(dataset=dataset, arch=REFERENCE[dataset]["arch"], pool=pool, seed=seed,
-                  batch_size=params["batch_size"], lr=params["lr"])
-    if not adversarial:
-        return TrainConfig(method="natural", epochs=params["epochs"], **common)
-    attack = attack_settings(params, dataset, training=True)
-    method = params["adv_method"]
-    iterative = method in ("pgd", "trades")
-    return TrainConfig(method=method, epochs=params["adv_epochs"], eps=attack["eps"],
-                       steps=attack["steps"] if iterative else 0, step_size=attack["step_size"] if iterative else 0.0,
-                       beta=params["trades_beta"] if method == "trades" else 0.0, **common)
-
-
-def models_for(params, dataset: str, splits, *, store: Store, adversarial: tuple[bool, ...] = (False, True),
-               pools: list[str] | None = None, seeds: list[int] | None = None,
-               progress: bool = True) -> list[TrainedModel]:
-    """Every classifier a notebook's parameters ask for: each pool × seed × (natural, adversarial),
-    from the store or trained now. ``pools``/``seeds`` default to the parameters'."""
-    pools = pools or params["pools"]
-    seeds = seeds if seeds is not None else params["seeds"]
-    return [get_or_train(config_for(params, dataset, pool, seed, adv), splits.train, splits.val,
-                         store=store, progress=progress)
-            for adv in adversarial for pool in pools for seed in seeds]

@@ -8,7 +8,7 @@ returns a :class:`Diagnosis` with the book's tables, figures and a self-containe
 (``checkup.report``). Budgets are the call's own set
 (:data:`BUDGETS`), taken from a profile (``quick`` by default).
 
-The judge: for MNIST and CIFAR-10 the book's trusted judge (``diagnosis.trusted_judge``, an
+The judge: for MNIST and CIFAR-10 the book's trusted judge (``configs.trusted_judge``, an
 adversarially trained model that passed the gradient-masking checks); for any other data the caller
 passes a classifier of the same classes, or ``"self"`` (the model judges its own interpretations).
 """
@@ -26,10 +26,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import attacks, checks, data, diagnosis, interpretgan, plots, profiles, stats
-from ..runtime import device_name, eval_mode, to_model
-from ..store import Store
-from ..taps import forward_with_taps, tap_names
+from ..book import configs, findings, plots, profiles, verdicts
+from ..book.store import Store
+from ..method import attacks, data, interpretgan, layers, validation
+from ..method.masking import masked_models
+from ..method.runtime import device_name, eval_mode, to_model
+from ..method.taps import forward_with_taps, tap_names
 from .report import write_report
 
 DEFAULT_PROFILE = "quick"
@@ -75,12 +77,12 @@ class Diagnosis:
     seconds: float = 0.0
 
     def most_vulnerable(self, judge: str | None = None, k: int = 2) -> list[str]:
-        """The ``k`` faithful taps (``diagnosis.fidelity``) with the largest V for ``judge`` (default:
+        """The ``k`` faithful taps (``layers.fidelity``) with the largest V for ``judge`` (default:
         the first judge)."""
         if self.vulnerability.empty:
             return []
         judge = judge or self.vulnerability["judge"].iloc[0]
-        found = diagnosis.most_vulnerable(self.vulnerability, ["judge"], k).set_index("judge")
+        found = layers.most_vulnerable(self.vulnerability, ["judge"], k).set_index("judge")
         return found.loc[judge, "taps"] if judge in found.index else []
 
     @property
@@ -117,13 +119,13 @@ class Diagnosis:
             return " ".join(lines + ["No successful attack: nothing to diagnose (raise eps or attack more images)."])
         if self.unfaithful:
             lines.append(f"Left out of what follows: {', '.join(self.unfaithful)}, where the interpretation of x′ is "
-                         f"not faithful (its feature error is over {diagnosis.FIDELITY_FACTOR:g}× the clean one).")
+                         f"not faithful (its feature error is over {layers.FIDELITY_FACTOR:g}× the clean one).")
         for judge in dict.fromkeys(self.vulnerability["judge"]):
             top = self.most_vulnerable(judge)
             row = self.correlation[self.correlation["judge"] == judge].iloc[0]
             where = f"most vulnerability at {' and '.join(top)}" if top else "no faithful tap to read V at"
             lines.append(f"Judge `{judge}`: {where}; "
-                         f"{stats.correlation_sentence(row)} that layers losing more information are more vulnerable.")
+                         f"{findings.correlation_sentence(row)} that layers losing more information are more vulnerable.")
         return " ".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -132,7 +134,7 @@ class Diagnosis:
     def plot_vulnerability(self, value: str = "V") -> matplotlib.figure.Figure:
         """V (or ``first_flip``) per tap with 95% intervals, one panel per judge (one that says so when
         no image was broken)."""
-        return plots.vulnerability(self.vulnerability.assign(model=self.model_name), value=value, hue="model",
+        return plots.vulnerability_bars(self.vulnerability.assign(model=self.model_name), value=value, hue="model",
                                    title=f"{self.model_name}, ε = {self.settings['eps']:.4g}")
 
     def plot_information(self) -> matplotlib.figure.Figure:
@@ -225,8 +227,8 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
         budget = {**{k: v for k, v in profile.items() if k in BUDGETS}, **budget}
         profile = profile.profile
     P = profiles.resolve("diagnose_model", profile, **budget)
-    checks.check_module(model)
-    eps = checks.check_eps(eps)
+    validation.check_module(model)
+    eps = validation.check_eps(eps)
     if dataset is not None and dataset not in data.DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(data.DATASETS)} or None, got {dataset!r}")
     train = data.as_image_set(train, name=dataset or "train", classes=classes)
@@ -239,27 +241,26 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
         if isinstance(judge, nn.Module):
             modes.enter_context(eval_mode(judge))
         with torch.no_grad():
-            n_classes = checks.logits_of(model, to_model(model, x[:2])[0]).shape[1]
+            n_classes = validation.logits_of(model, to_model(model, x[:2])[0]).shape[1]
             taps = tap_names(model, taps)
             forward_with_taps(model, x[:2], taps)  # refuses reused modules and non-tensor outputs
-        checks.check_labels(y, n_classes)
-        checks.check_labels(train.labels, n_classes)
+        validation.check_labels(y, n_classes)
+        validation.check_labels(train.labels, n_classes)
         store = store or Store()
         judges, judge_text, judge_checks = _judges(model, judge, dataset, P, store, progress)
         for judge_model in judges.values():
-            checks.check_judge(judge_model, model, x[:2])
+            validation.check_judge(judge_model, model, x[:2])
 
-        found = interpretgan.interpreters_for(model, taps, train, interpretgan.gan_config_for(P, seed), store=store,
+        found = interpretgan.interpreters_for(model, taps, train, configs.gan_config_for(P, seed), store=store,
                                               progress=progress)
         attack = _attack_settings(P, dataset, eps)
-        ensemble = diagnosis.default_attack(attack["steps"], attack["step_size"], P)
-        attacked = diagnosis.successful_attacks(model, x, y, seed=seed, attack=ensemble, **attack)
-        table = diagnosis.vulnerability_table(model, found, judges, x, y, taps=taps, bootstrap=P.bootstrap,
-                                              seed=seed, attack=attacked, **attack)
-        info = diagnosis.information_loss(model, taps, train, test.take(slice(0, P.eval_size)), steps=P.decoder_steps,
+        ensemble = configs.diagnosis_ensemble(P, attack["steps"], attack["step_size"])
+        attacked = layers.successful_attacks(model, x, y, eps=eps, ensemble=ensemble, seed=seed)
+        table = layers.vulnerability_table(model, found, judges, attacked, taps=taps, bootstrap=P.bootstrap, seed=seed)
+        info = layers.information_loss(model, taps, train, test.take(slice(0, P.eval_size)), steps=P.decoder_steps,
                                           store=store, seed=seed, progress=progress)
         merged = table.merge(info, on="tap")
-        correlation = stats.tap_correlations(merged, ["judge"])
+        correlation = verdicts.tap_correlations(merged, ["judge"])
         quality = pd.DataFrame(interpretgan.quality(model, found, x[:min(len(x), 256)]))
         examples = _examples(model, found, judges, attacked)
         clean_correct = int((attacks.predict(model, x) == y).sum())
@@ -284,10 +285,9 @@ def _judges(model, judge, dataset, P, store, progress) -> tuple[dict[str, nn.Mod
         raise ValueError("no judge: for data other than the book's MNIST or CIFAR-10 (dataset='mnist' or "
                          "'cifar10'), pass judge= a classifier of the same classes trained independently "
                          "(ideally adversarially), or judge='self'")
-    from ..evaluation import masked_models
 
-    splits = data.splits_for(P, dataset)
-    found, judge_checks = diagnosis.trusted_judge(P, dataset, splits, store=store, progress=progress)
+    splits = configs.splits_for(P, dataset)
+    found, judge_checks = configs.trusted_judge(P, dataset, splits, store=store, progress=progress)
     trusted = found.config.label not in masked_models(judge_checks)
     text = (f"`independent` = the book's judge for {splits.label}, {found.config.label} (adversarially trained, "
             + ("passed every gradient-masking check" if trusted else "**failed a gradient-masking check: treat its "
@@ -297,12 +297,12 @@ def _judges(model, judge, dataset, P, store, progress) -> tuple[dict[str, nn.Mod
 
 def _attack_settings(P, dataset: str | None, eps: float) -> dict[str, Any]:
     if dataset is not None:
-        return profiles.attack_settings(P, dataset, eps=eps)
+        return configs.attack_settings(P, dataset, eps=eps)
     steps = P.eval_steps or _UNKNOWN_DATA_STEPS
     return {"eps": eps, "steps": steps, "step_size": 2.5 * eps / steps}
 
 
-def _examples(model, found, judges, attacked: diagnosis.Attacked, n: int = 6) -> dict[str, Any]:
+def _examples(model, found, judges, attacked: layers.Attacked, n: int = 6) -> dict[str, Any]:
     x_ok, x_adv, y_ok = attacked.x[:n], attacked.x_adv[:n], attacked.y[:n]  # the table's first n x′
     judge_name, judge = next(iter(judges.items()))
     interpretations = interpretgan.interpret(model, found, x_adv) if len(x_adv) else {t: x_adv for t in found}

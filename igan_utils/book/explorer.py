@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import attacks, interpretgan, plots
+from ..method import attacks, interpretgan
+from . import plots
 
 ALL_TAPS = "all taps"
 

@@ -23,14 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .attacks import pgd, predict
+from .cache import ArtifactCache, PartialState, weights_fingerprint
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
 from .runtime import eval_mode, frozen, model_device, to_model
-from .store import Checkpoint, Store, weights_fingerprint
 from .taps import forward_with_taps, tap_names, tap_shapes
-
-
-MIXED_SHARE = 0.5  # the share of adversarial twins in the mixed interpreters chapter 4 tries (rule 7)
 
 
 class GanDivergedError(RuntimeError):
@@ -96,16 +94,6 @@ class GanConfig:
         (so the keys of interpreters trained before mixing existed still find them)."""
         key = dataclasses.asdict(self)
         return key if self.adv_share else {k: v for k, v in key.items() if not k.startswith("adv_")}
-
-
-def gan_config_for(params, seed: int, *, adv_share: float = 0.0, eps: float = 0.0) -> GanConfig:
-    """The InterpretGAN settings in a parameter set (a chapter's, or ``diagnose_model``'s budgets:
-    ``gan_steps``, ``gan_batch_size``, ``gan_lr``, ``gan_width`` and the four ``lambda_*``), for ``seed``;
-    ``adv_share`` of each batch adversarial at radius ``eps`` (default: clean images only)."""
-    return GanConfig(steps=params["gan_steps"], batch_size=params["gan_batch_size"], lr=params["gan_lr"],
-                     width=params["gan_width"], lambda_adv=params["lambda_adv"], lambda_cls=params["lambda_cls"],
-                     lambda_lat=params["lambda_lat"], lambda_rec=params["lambda_rec"], seed=seed,
-                     adv_share=adv_share, adv_eps=eps if adv_share else 0.0)
 
 
 class Generator(nn.Module):
@@ -199,7 +187,7 @@ class Interpreter:
 
 
 def train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: GanConfig, *,
-                      checkpoint: Checkpoint | None = None, device: torch.device | None = None,
+                      checkpoint: PartialState | None = None, device: torch.device | None = None,
                       progress: bool = True) -> Interpreter:
     """Train G_ℓ (and D_ℓ) for ``tap`` of the frozen ``classifier`` on ``train`` images.
 
@@ -286,7 +274,6 @@ def _with_adversarial_twins(classifier: nn.Module, x: torch.Tensor, y: torch.Ten
     """``x`` with its first ``adv_share`` × batch images replaced by PGD twins (seeded by the step, so a
     resumed run draws the same ones). The targets of every loss then come from x′ itself: G_ℓ learns
     to draw what the layer holds of x′, which is what the diagnosis reads."""
-    from .attacks import pgd
 
     k = round(config.adv_share * len(x))
     if k == 0:
@@ -306,15 +293,14 @@ def _mean_square(classifier: nn.Module, tap: str, train: ImageSet, device, n: in
 
 
 def get_or_train_interpreter(classifier: nn.Module, tap: str, train: ImageSet, config: GanConfig, *,
-                             store: Store | None = None, progress: bool = True) -> Interpreter:
-    """The interpreter of ``tap`` for ``classifier`` (any ``nn.Module``) from the store, trained
+                             store: ArtifactCache, progress: bool = True) -> Interpreter:
+    """The interpreter of ``tap`` for ``classifier`` (any ``nn.Module``) from ``store``, trained
     (resumably) if missing. The store's key is the classifier's weights, the tap, the GAN settings
     and the training images, so another model, tap or data never reuses it."""
-    store = store or Store()
     key = {"classifier_id": weights_fingerprint(classifier), "tap": tap, "gan": config.key(),
            "data": train.fingerprint()}
 
-    def create(checkpoint: Checkpoint) -> dict:
+    def create(checkpoint: PartialState) -> dict:
         found = train_interpreter(classifier, tap, train, config, checkpoint=checkpoint, progress=progress)
         return {"generator": found.generator.state_dict(), "z_shape": list(found.z_shape),
                 "image_shape": list(train.image_shape), "tap": tap, "classifier": found.classifier,
@@ -337,14 +323,14 @@ def load_interpreter(stored: dict, classifier: nn.Module | None = None) -> Inter
 
 
 def interpreters_for(classifier: nn.Module, taps: Sequence[str] | None, train: ImageSet, config: GanConfig, *,
-                     store: Store | None = None, progress: bool = True) -> dict[str, Interpreter]:
+                     store: ArtifactCache | None = None, progress: bool = True) -> dict[str, Interpreter]:
     """One InterpretGAN interpreter per tap of ``classifier``, trained on ``train`` or loaded from the store.
 
     Args:
         classifier: an ``nn.Module`` returning logits; frozen while the interpreters train (its mode and
             ``requires_grad`` flags come back as they were). They train on its device.
         taps: names of its submodules in depth order; None: all taps of the model (``model.taps``).
-        train: an :class:`~igan_utils.data.ImageSet` (``data.as_image_set`` converts a Dataset or tensors).
+        train: an :class:`~igan_utils.method.data.ImageSet` (``data.as_image_set`` converts a Dataset or tensors).
         config: a :class:`GanConfig` (``gan_config_for(params, seed)`` builds the book's).
         store: the artifact store (default: none, train every time); keyed by the classifier's weights,
             the tap, ``train`` and ``config``.
@@ -360,8 +346,12 @@ def interpreters_for(classifier: nn.Module, taps: Sequence[str] | None, train: I
         >>> found = interpreters_for(model, ["conv2", "fc1"], splits.train, GanConfig(steps=150), store=Store())  # doctest: +SKIP
     """
     taps = tap_names(classifier, taps)
-    return {tap: get_or_train_interpreter(classifier, tap, train, config, store=store, progress=progress)
-            for tap in tqdm(taps, desc="interpreters", disable=not progress, leave=False)}
+    def interpreter(tap: str) -> Interpreter:
+        if store is None:
+            return train_interpreter(classifier, tap, train, config, progress=progress)
+        return get_or_train_interpreter(classifier, tap, train, config, store=store, progress=progress)
+
+    return {tap: interpreter(tap) for tap in tqdm(taps, desc="interpreters", disable=not progress, leave=False)}
 
 
 def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
@@ -437,7 +427,6 @@ def feature_errors(classifier: nn.Module, interpreters: dict[str, Interpreter], 
 def quality(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor) -> list[dict]:
     """Per tap, on clean images ``x``: how often C labels x̂ as it labels x (``label_agreement``),
     the feature-consistency error ‖E_ℓ(x̂) − E_ℓ(x)‖²/‖E_ℓ(x)‖² (mean), the pixel L1 error and the SSIM to x."""
-    from .attacks import predict
 
     labels = predict(classifier, x)
     errors, found = feature_errors(classifier, interpreters, x)
@@ -450,7 +439,6 @@ def interpretation_rows(classifier: nn.Module, interpreters: dict[str, Interpret
                         classes: Sequence[str], taps: Sequence[str] | None = None):
     """For each image of ``x``: the row [x, x̂_tap1, x̂_tap2, ...] and the row of labels the classifier
     gives those images. Returns (images, captions), lists of rows, for ``plots.image_table``."""
-    from .attacks import predict
 
     found = interpret(classifier, interpreters, x, taps)
     columns = [x, *found.values()]

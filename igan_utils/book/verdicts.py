@@ -1,0 +1,276 @@
+"""Every verdict rule of the book: what a table of measurements decides, and when it decides nothing.
+
+- The pooling verdict from estimates and bounds (pre-registered in ``book/method.md``): a masked
+  model's robust accuracy is only an *upper bound* on its robustness, an unmasked one an estimate.
+
+  * both sides unmasked: the paired two-level bootstrap interval of the difference decides;
+  * one side masked (any of its models): a one-sided verdict when the upper end of the masked side's
+    interval lies strictly below the lower end of the unmasked side's, "more robust by at least d"
+    with d the gap between them; otherwise no verdict, and why;
+  * both sides masked: no verdict;
+  * fewer than :data:`~igan_utils.method.stats.MIN_VERDICT_SEEDS` seeds on a side (pairs, when
+    paired): no verdict.
+
+  A stronger attack can only lower a masked side's numbers, which lowers (never raises) the upper
+  end of its interval under the same resampling: a one-sided verdict can only grow more certain.
+- Sequential looks at the pooling verdict (rule 8), the correlation verdicts (rule 9 for the
+  pooling family), the mixing verdict of chapter 4, the V comparison at the pooling taps, and the
+  recipe summary of chapter 5.
+
+The sentences that word these verdicts are in :mod:`igan_utils.book.runner.findings`; the masking rules,
+which decide whether a number is an estimate or a bound, are in :mod:`igan_utils.method.masking`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..method.stats import (
+    ALPHA,
+    MIN_CORRELATION_MODELS,
+    MIN_VERDICT_SEEDS,
+    spearman_test,
+    two_level_bootstrap,
+)
+
+
+def _flags(strings: pd.Series) -> np.ndarray:
+    """``robust_images`` strings (``r`` robust, ``x`` broken) of several seeds as a 0/1 array."""
+    return np.array([[c == "r" for c in s] for s in strings])
+
+
+
+def compare_pools(table: pd.DataFrame, by: list[str], *, a: str = "avg", b: str = "max", resamples: int = 2000,
+                  seed: int = 0, min_seeds: int = MIN_VERDICT_SEEDS, alpha: float = ALPHA) -> pd.DataFrame:
+    """Worst-case robust accuracy of pooling ``a`` against pooling ``b``, per group of ``by``, by the
+    rule of the module docstring (estimates when both sides are unmasked, bounds when a side is masked).
+
+    Args:
+        table: a study's table, one row per model: ``pool``, ``seed``, ``robust_images`` (``r``/``x`` per
+            test image) and ``masked`` (NaN for models not checked counts as False), plus the ``by`` columns.
+        by: the columns that group the comparisons (e.g. ``["data_label", "method"]``).
+        a, b: the poolings compared (default ``"avg"`` and ``"max"``).
+        resamples: bootstrap resamples, >= 20 (default 2000).
+        seed: the bootstrap's seed (default 0).
+        min_seeds: seeds a verdict needs on each side (default :data:`MIN_VERDICT_SEEDS`).
+        alpha: 1 − the level of every interval (default :data:`ALPHA`; a sequential study's looks use
+            a corrected one, :func:`sequential_comparison`).
+
+    Returns:
+        a DataFrame, one row per group: ``by``; per side ``{p}_seeds``, ``{p}_masked`` (models),
+        ``{p}_mean``, ``{p}_lo``, ``{p}_hi`` (two-level bootstrap over its own seeds); ``evidence``
+        (``estimates``, ``bound on <p>`` or ``bounds``); ``seeds`` (pairs when paired, else the smaller
+        side); ``{a}_minus_{b}``, ``ci_lo``, ``ci_hi`` (paired, both sides unmasked only); ``at_least``
+        (one-sided margin); ``winner`` (``a``, ``b``, ``none`` for no difference, ``""`` for no verdict);
+        ``verdict`` (a short phrase); ``min_seeds``; ``level`` (of the intervals, e.g. 0.95); ``n`` (test
+        images per model).
+
+    Example:
+        >>> compare_pools(study, ["data_label", "method"]).loc[:, ["evidence", "verdict"]]  # doctest: +SKIP
+    """
+    rows = []
+    for key, part in table.groupby(by, sort=False):
+        masked = part.get("masked", pd.Series(False, index=part.index)).astype(object).fillna(False).astype(bool)
+        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "a": a, "b": b, "min_seeds": min_seeds,
+               "level": 1 - alpha, "n": int(part["robust_images"].str.len().min())}
+        sides = {p: part[part["pool"] == p] for p in (a, b)}
+        for p, side in sides.items():
+            row[f"{p}_seeds"], row[f"{p}_masked"] = side["seed"].nunique(), int(masked[side.index].sum())
+            mean, lo, hi = (two_level_bootstrap(_flags(side.sort_values("seed")["robust_images"]), resamples, seed,
+                                                alpha) if len(side) else (np.nan,) * 3)
+            row.update({f"{p}_mean": mean, f"{p}_lo": lo, f"{p}_hi": hi})
+        bounded = [p for p in (a, b) if row[f"{p}_masked"]]
+        row.update({"evidence": "estimates" if not bounded else f"bound on {bounded[0]}" if len(bounded) == 1
+                    else "bounds", f"{a}_minus_{b}": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "at_least": np.nan,
+                    "winner": ""})
+        if not bounded:
+            wide = part.pivot_table(index="seed", columns="pool", values="robust_images", aggfunc="first")
+            wide = wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else wide.iloc[0:0]
+            row["seeds"] = len(wide)
+            if len(wide) < min_seeds:
+                row["verdict"] = f"no verdict: {len(wide)} {a}/{b} seed pair{'s' * (len(wide) != 1)}, a verdict needs {min_seeds}"
+            else:
+                diff, lo, hi = two_level_bootstrap(_flags(wide[a]).astype(np.float32) - _flags(wide[b]), resamples,
+                                                   seed, alpha)
+                row.update({f"{a}_minus_{b}": diff, "ci_lo": lo, "ci_hi": hi})
+                row["winner"] = a if lo > 0 else b if hi < 0 else "none"
+                row["verdict"] = (f"{row['winner']} higher, beyond the interval" if row["winner"] != "none"
+                                  else "no difference beyond the interval")
+        else:
+            row["seeds"] = min(row[f"{a}_seeds"], row[f"{b}_seeds"])
+            if len(bounded) == 2:
+                row["verdict"] = f"no verdict: both {a} and {b} have masked models, so both numbers are upper bounds"
+            elif row["seeds"] < min_seeds:
+                row["verdict"] = f"no verdict: {row['seeds']} seeds on one side, a verdict needs {min_seeds}"
+            else:
+                bound, estimate = bounded[0], b if bounded[0] == a else a
+                gap = row[f"{estimate}_lo"] - row[f"{bound}_hi"]
+                if gap > 0:
+                    row.update({"at_least": gap, "winner": estimate,
+                                "verdict": f"{estimate} higher by at least {100 * gap:.1f} points ({bound}: an upper bound)"})
+                else:
+                    row["verdict"] = (f"no verdict: {bound}'s upper bound reaches into {estimate}'s interval")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+
+def decided(comparison: pd.DataFrame) -> bool:
+    """Whether every row of a :func:`compare_pools` table has a winner (a difference, or a one-sided
+    verdict from bounds); "no difference" and "no verdict" are not decided."""
+    return bool(len(comparison)) and all(w in (a, b) for w, a, b in zip(comparison["winner"], comparison["a"],
+                                                                        comparison["b"]))
+
+
+
+def sequential_comparison(evaluate: Callable[[int], pd.DataFrame], looks: Sequence[int],
+                          compare: Callable[[pd.DataFrame, float], pd.DataFrame]
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A comparison decided in rounds of test images, stopping as soon as it is decided (pre-registered
+    in ``book/method.md``): at each of the K ``looks`` (increasing image counts, the last one the cap),
+    ``evaluate(n)`` gives the study's table on the first n test images and ``compare(table, alpha)`` its
+    verdicts at the Bonferroni-corrected level ``alpha`` = :data:`ALPHA` / K; the study stops at the
+    first look where :func:`decided` holds, else at the cap. Each look errs with probability at most
+    ALPHA / K, so the whole rule errs with probability at most ALPHA, however the looks fall.
+
+    Returns the table and the comparison of the last look taken (with columns ``look`` and ``looks``),
+    and the history: one row per look taken and comparison row (``look``, ``n``, ``winner``, ``verdict``).
+    Raises ValueError for looks that are empty, not increasing, or below 1.
+    """
+    looks = [int(n) for n in looks]
+    if not looks or looks[0] < 1 or any(b <= a for a, b in zip(looks, looks[1:])):
+        raise ValueError(f"looks must be increasing image counts >= 1, got {looks}")
+    alpha, history = ALPHA / len(looks), []
+    for look, n in enumerate(looks, start=1):
+        table = evaluate(n)
+        comparison = compare(table, alpha).assign(look=look, looks=len(looks))
+        history += [{"look": look, "n": n, **{k: r[k] for k in ("winner", "verdict")}}
+                    for r in comparison.to_dict("records")]
+        if decided(comparison):
+            break
+    return table, comparison, pd.DataFrame(history)
+
+
+
+def family_verdict(row) -> str:
+    """Rule 9 on one row of :func:`correlation_over_seeds` (with ``group``): ``supports`` "more
+    information loss, less robust" when the rank correlation of the variants' means is negative at
+    p < :data:`ALPHA` (exact permutation over the variants), ``contradicts`` it when positive at
+    p < ALPHA, else ``is inconclusive about``; ``cannot test`` with fewer than
+    :data:`MIN_CORRELATION_MODELS` variants or when even a perfect ordering could not reach ALPHA."""
+    if pd.isna(row.get("group_rho")) or row["groups"] < MIN_CORRELATION_MODELS or row["group_min_p"] > ALPHA:
+        return "cannot test"
+    if row["group_p"] < ALPHA:
+        return "supports" if row["group_rho"] < 0 else "contradicts"
+    return "is inconclusive about"
+
+
+
+def correlation_verdict(rho: float, p: float, *, min_p: float = 0.0, alpha: float = ALPHA) -> str:
+    """How a Spearman (rho, p) of ΔIL with V bears on "layers that lose more information are more
+    vulnerable": ``supports`` (positive, significant), ``leans towards`` (positive, not significant),
+    ``does not support``, ``contradicts`` (negative, significant); ``cannot test`` when undefined
+    or when even a perfect ordering of these taps could not be significant (``min_p`` > ``alpha``)."""
+    if np.isnan(rho) or min_p > alpha:
+        return "cannot test"  # reads "which cannot test the hypothesis"
+    if rho > 0:
+        return "supports" if p < alpha else "leans towards"
+    return "contradicts" if p < alpha else "does not support"
+
+
+
+def recipe_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per training recipe (``adv_method``, ``adv_epochs``) and pooling of the recipe study's table:
+    ``seeds``, ``masked`` (how many of them failed a masking check), the mean and range of the worst
+    case and of ``gap`` (PGD − worst case). Rows in the table's order."""
+    rows = []
+    for (method, epochs, pool), part in table.groupby(["adv_method", "adv_epochs", "pool"], sort=False):
+        masked = part["masked"].fillna(False).astype(bool)
+        rows.append({"adv_method": method, "adv_epochs": int(epochs), "pool": pool, "seeds": len(part),
+                     "masked": int(masked.sum()), "robust_acc": part["robust_acc"].mean(),
+                     "robust_min": part["robust_acc"].min(), "robust_max": part["robust_acc"].max(),
+                     "gap": part["gap"].mean(), "gap_max": part["gap"].max()})
+    return pd.DataFrame(rows)
+
+
+MAX_AGREEMENT_DROP = 0.02  # rule 7 of book/method.md, fixed before the first run that uses it
+
+
+
+MAX_SSIM_DROP = 0.02
+
+
+
+def mixing_verdict(clean: pd.DataFrame, mixed: pd.DataFrame) -> tuple[bool, str]:
+    """Rule 7: should interpreters trained on clean and adversarial activations replace clean-only ones?
+
+    ``clean`` and ``mixed`` have one row per tap with ``faithful`` (on the same x′, :func:`fidelity`)
+    and, on clean images, ``label_agreement`` and ``ssim`` (``interpretgan.quality``). Yes only when
+    every tap unfaithful under ``clean`` is faithful under ``mixed`` and no tap's label agreement drops
+    by more than :data:`MAX_AGREEMENT_DROP` nor its SSIM by more than :data:`MAX_SSIM_DROP`.
+    Returns (adopt, the reason as a sentence)."""
+    c = clean.set_index("tap")
+    m = mixed.set_index("tap").reindex(c.index)
+    unfaithful = c.index[c["faithful"].eq(False)].tolist()
+    if not unfaithful:
+        return False, ("every tap is faithful with clean-only interpreters, so there is nothing to fix and "
+                       "they stay (rule 7)")
+    still = [t for t in unfaithful if not m["faithful"].eq(True).loc[t]]
+    hurt = [t for t in c.index if c.loc[t, "label_agreement"] - m.loc[t, "label_agreement"] > MAX_AGREEMENT_DROP + 1e-9
+            or c.loc[t, "ssim"] - m.loc[t, "ssim"] > MAX_SSIM_DROP + 1e-9]
+    fixed = f"{', '.join(unfaithful)} {'is' if len(unfaithful) == 1 else 'are'} unfaithful with clean-only interpreters"
+    if still:
+        return False, f"{fixed}, and mixing leaves {', '.join(still)} unfaithful: clean-only interpreters stay (rule 7)"
+    if hurt:
+        return False, (f"{fixed} and mixing makes them faithful, but it costs the clean interpretations more than "
+                       f"rule 7 allows at {', '.join(hurt)}: clean-only interpreters stay")
+    return True, f"{fixed}; mixing makes them faithful at no cost to the clean interpretations: adopt it (rule 7)"
+
+
+
+def pool_comparison(table: pd.DataFrame, taps: Sequence[str] = ("pool1", "pool2"), *,
+                    low: str = "avg", high: str = "max") -> pd.DataFrame:
+    """V at the pooling taps for the ``low`` and ``high`` pooling models (per judge), and whether the
+    claim "``low`` is less vulnerable there" holds: ``supports`` when the intervals are disjoint the
+    claimed way round, ``contradicts`` when disjoint the other way, else ``is inconclusive about``;
+    ``cannot decide`` when either model's interpretation of x′ is unfaithful at the tap."""
+    rows = []
+    for (judge, tap), part in table[table["tap"].isin(taps)].groupby(["judge", "tap"], sort=False):
+        by_pool = part.set_index("pool")
+        if not {low, high} <= set(by_pool.index):
+            continue
+        a, b = by_pool.loc[low], by_pool.loc[high]
+        if by_pool.loc[[low, high]].get("faithful", pd.Series(dtype=object)).eq(False).any():  # V shows the generator
+            verdict = "cannot decide (an interpretation of x′ is unfaithful there)"
+        elif a["V_hi"] < b["V_lo"]:
+            verdict = "supports"
+        elif a["V_lo"] > b["V_hi"]:
+            verdict = "contradicts"
+        else:
+            verdict = "is inconclusive about"
+        rows.append({"judge": judge, "tap": tap, f"V_{low}": a["V"], f"V_{low}_ci": f"[{a['V_lo']:.3f}, {a['V_hi']:.3f}]",
+                     f"V_{high}": b["V"], f"V_{high}_ci": f"[{b['V_lo']:.3f}, {b['V_hi']:.3f}]", "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def tap_correlations(table: pd.DataFrame, by: list[str], x: str = "dIL", y: str = "V") -> pd.DataFrame:
+    """Per group of ``by`` (e.g. model and judge), the rank correlation of ``x`` with ``y`` over its
+    rows (taps) by :func:`spearman_test`, and its :func:`correlation_verdict`. Taps whose
+    interpretations of x′ are not faithful (column ``faithful`` False, ``layers.fidelity``) are left
+    out and named. Columns: ``by``, ``taps``, ``left_out``, ``spearman_rho``, ``p_value``, ``min_p``,
+    ``p_method``, ``verdict``."""
+    rows = []
+    for key, part in table.groupby(by, sort=False):
+        unfaithful = part["faithful"].eq(False) if "faithful" in part else pd.Series(False, index=part.index)
+        data = part.loc[~unfaithful, [x, y]].dropna()
+        found = spearman_test(data[x], data[y])
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "taps": len(data),
+                     "left_out": ", ".join(part.loc[unfaithful, "tap"]) if "tap" in part else "",
+                     "spearman_rho": found["rho"], "p_value": found["p_value"], "min_p": found["min_p"],
+                     "p_method": found["method"],
+                     "verdict": correlation_verdict(found["rho"], found["p_value"], min_p=found["min_p"])})
+    return pd.DataFrame(rows, columns=[*by, "taps", "left_out", "spearman_rho", "p_value", "min_p", "p_method",
+                                       "verdict"])
