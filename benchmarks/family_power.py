@@ -8,7 +8,7 @@ model's noise independent) and prints, per latent correlation, how often each sa
 
 - *seed interval*: the whole 95 % seed-resampled interval of the rank correlation over all models
   negative (or positive) — the rule chapter 6 used before rule 9;
-- *rule 9* (``stats.family_verdict``): the rank correlation of the variants' means at exact
+- *rule 9* (``verdicts.family_verdict``): the rank correlation of the variants' means at exact
   permutation p < 0.05.
 
 Under r = 0 the "supported" + "contradicted" share is the rule's false-verdict rate.

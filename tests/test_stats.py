@@ -104,7 +104,7 @@ def test_no_verdict_when_both_sides_are_masked_or_seeds_are_too_few():
 
 
 def _looks(tables: dict, looks):
-    """stats.sequential_comparison over constructed tables: ``tables[n]`` is the study on n images."""
+    """verdicts.sequential_comparison over constructed tables: ``tables[n]`` is the study on n images."""
     asked = []
 
     def evaluate(n):

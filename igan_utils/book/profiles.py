@@ -183,7 +183,7 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
                           "bootstrap", "family_pools", "sweep_seeds", "sweep_workers", "sweep_scheduler", "results_path"],
     "robustness_point": ["dataset", "pool", "seed", "methods", "information_loss",
                          *[p for p in _COMMON if p not in ("pools", "seeds")], *_ATTACK, "decoder_steps", "results_path"],
-    # Not a notebook: the budgets of the one-call diagnosis of a user's model (checkup.diagnose_model).
+    # Not a notebook: the budgets of the one-call diagnosis of a user's model (diagnose.diagnose_model).
     # _COMMON and _ATTACK train and check the book's judge; the taps and ε are the call's own arguments.
     "diagnose_model": [*_COMMON, *_ATTACK, *[p for p in _GAN if p != "taps"], "decoder_steps", "diag_size",
                        "bootstrap"],

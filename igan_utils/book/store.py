@@ -46,7 +46,7 @@ FORMATS = {"torch": ".pt", "json": ".json", "table": ".table.json"}
 # The one table of artifact versions: bump a kind's number when the meaning of what it stores changes,
 # so that its old artifacts are rebuilt, and only those. Kinds not listed are at version 1.
 # worst_case 3, masking_checks 5: PGD's restarts after an early exit had kept max-loss iterates.
-# worst_case 4: one artifact per chunk of evaluation.CHUNK images, with the images each attack ran on.
+# worst_case 4: one artifact per chunk of autoattack.CHUNK images, with the images each attack ran on.
 # masking_checks 6: Square alone is not run where Square after the white-box attacks broke no image.
 # sweep 2: a study's points store the masking checks' numbers, not their verdict.
 # sweep 3: a point's checks read from the ensemble's run use all its images, not the first check_size.

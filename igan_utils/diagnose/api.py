@@ -5,7 +5,7 @@ data: the call trains (or loads from the store) one InterpretGAN interpreter and
 information-loss decoder per tap, attacks the model (each image's first success of a PGD screen,
 APGD-CE and APGD-T), lets a judge label the interpretations of the adversarial examples, and
 returns a :class:`Diagnosis` with the book's tables, figures and a self-contained report
-(``checkup.report``). Budgets are the call's own set
+(``diagnose.report``). Budgets are the call's own set
 (:data:`BUDGETS`), taken from a profile (``quick`` by default).
 
 The judge: for MNIST and CIFAR-10 the book's trusted judge (``configs.trusted_judge``, an

@@ -1,4 +1,4 @@
-"""``igan-diagnose``: the command line of :func:`~igan_utils.checkup.api.diagnose_model`.
+"""``igan-diagnose``: the command line of :func:`~igan_utils.diagnose.api.diagnose_model`.
 
 Loads a user's model (``module:factory`` or ``file.py:factory``, weights as a state dict) and data,
 checks every option before any work, runs the diagnosis and writes its report.

@@ -1,4 +1,4 @@
-"""The report of a :class:`~igan_utils.checkup.api.Diagnosis`: one self-contained HTML file, or
+"""The report of a :class:`~igan_utils.diagnose.api.Diagnosis`: one self-contained HTML file, or
 Markdown with the figures as PNG files beside it."""
 
 from __future__ import annotations

@@ -332,8 +332,8 @@ def check_ensemble(ensemble) -> None:
     if not isinstance(ensemble, Ensemble):
         hint = (f" (for those attacks: Ensemble(attacks={tuple(ensemble)!r}))"
                 if isinstance(ensemble, (list, tuple)) else "")
-        raise TypeError(f"ensemble must be an evaluation.Ensemble, got {type(ensemble).__name__}{hint}; "
-                        f"the book's: evaluation.ensemble_for(params, dataset)")
+        raise TypeError(f"ensemble must be an autoattack.Ensemble, got {type(ensemble).__name__}{hint}; "
+                        f"the book's: book.configs.ensemble_for(params, dataset)")
 
 
 def check_trained(trained) -> None:
