@@ -132,3 +132,13 @@ def test_readme_s_figure_is_taken_from_the_chapter_3_cell_that_draws_it(tmp_path
     assert runner.figure_of(tmp_path / "03.ipynb") == b"PNG!"
     with pytest.raises(ValueError, match="has no figure"):
         runner.figure_of(tmp_path / "03.ipynb", marker="no such cell")
+
+
+def test_chapter_4_says_what_one_seed_leaves_undecided():
+    row = {"judge": "independent", "dataset": "mnist", "pool": "max", "method": "natural", "taps": 9,
+           "spearman_rho": -0.2, "p_value": 0.6, "p_method": "exact", "min_p": 1e-4,
+           "verdict": "does not support", "left_out": []}
+    one = findings.information_vs_vulnerability(pd.DataFrame([row]), {"mnist": "MNIST-10k"})
+    assert "one seed of each model" in one and "left undecided" in one and "chapter 6" in one
+    three = pd.DataFrame([{**row, "seed": s} for s in range(3)])
+    assert "left undecided" not in findings.information_vs_vulnerability(three, {"mnist": "MNIST-10k"})

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..method.layers import INPUT
-from ..method.stats import ALPHA, MIN_CORRELATION_MODELS
+from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS
 from .verdicts import family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
@@ -199,9 +199,15 @@ def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str,
     text = " ".join(f"For the {labels[r['dataset']]} {r['pool']}-pool model ({r['method']} training"
                     f"{', seed ' + str(r['seed']) if 'seed' in r else ''}, independent judge), "
                     f"{correlation_sentence(r)}." for r in rows)
-    return text + (f" Over the taps of {'one model' if seeds == 1 else f'{seeds} seeds of each model'}, depth changes "
-                   f"everything at once and only a large correlation can be significant; chapter 6 varies the "
-                   f"downsampling layer alone, across models.")
+    text += (f" Over the taps of {'one model' if seeds == 1 else f'{seeds} seeds of each model'}, depth changes "
+             f"everything at once and only a large correlation can be significant; chapter 6 varies the "
+             f"downsampling layer alone, across models.")
+    if seeds < MIN_VERDICT_SEEDS:
+        text += (f" This chapter diagnoses {'one seed' if seeds == 1 else f'{seeds} seeds'} of each model (every seed "
+                 f"needs its own interpreters at every tap), fewer than the {MIN_VERDICT_SEEDS} a verdict over seeds "
+                 f"needs: whether this correlation holds from seed to seed is left undecided here, and claim 4 is "
+                 f"decided in chapter 6, over at least {MIN_VERDICT_SEEDS} seeds of each downsampling variant.")
+    return text
 
 
 def pooling_layers(pooling: pd.DataFrame, masked: Mapping[str, Sequence[str]]) -> str:
