@@ -2,8 +2,8 @@
 
 The rules that decide a verdict are in :mod:`igan_utils.book.verdicts` (and the masking rules, which
 decide whether a number is an estimate or a bound, in :mod:`igan_utils.method.masking`); this module
-only words what they decided, so a chapter cell is one call and no chapter builds a sentence itself. Each chapter ends with "What we found", its
-:func:`answer` glued as ``answer``, and glues a one-line ``claim_N`` for every claim of the paper it
+only words what they decided, so a chapter cell is one call and no chapter builds a sentence itself.
+Each chapter ends with "What we found", its :func:`answer` glued as ``answer``, and glues a one-line ``claim_N`` for every claim of the paper it
 decides; :func:`claims_table` gathers those lines from executed chapters into the table that the
 README and the book's front page share.
 

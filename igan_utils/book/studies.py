@@ -175,7 +175,8 @@ def least_faithful(diagnosis: pd.DataFrame) -> pd.Series:
     """The row of the independent judge's diagnosis whose interpretation of x′ is least faithful
     (largest ``fidelity_ratio``): the model the mixing comparison tries mixed interpreters on."""
     ratios = diagnosis[(diagnosis["judge"] == "independent") & (diagnosis["tap"] != layers.INPUT)]
-    return ratios.dropna(subset=["fidelity_ratio"]).sort_values("fidelity_ratio", ascending=False, kind="stable").iloc[0]
+    ratios = ratios.dropna(subset=["fidelity_ratio"])
+    return ratios.sort_values("fidelity_ratio", ascending=False, kind="stable").iloc[0]
 
 
 def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, interpreters: Mapping, judges: Mapping,
@@ -216,7 +217,8 @@ def attack_comparison(diagnosis: pd.DataFrame, pgd_diagnosis: pd.DataFrame, by: 
     return compare, differs, at_first, first_tap, by_source
 
 
-def information_losses(params, models: Mapping, interpreters: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
+def information_losses(params, models: Mapping, interpreters: Mapping, splits: Mapping, *,
+                       store: Store) -> pd.DataFrame:
     """``layers.information_loss`` of every model at its interpreted taps, on the first ``eval_size``
     test images; one table, with the model's columns first."""
     return pd.concat([_labelled(layers.information_loss(trained.model, list(interpreters[key]), splits[key[0]].train,
@@ -238,7 +240,8 @@ def pooling_at_taps(params, diagnosis: pd.DataFrame, models: Mapping, splits: Ma
                                                check_size=params.check_size)
                         for (ds, _, _), m in models.items()], ignore_index=True)
     flagged = masking.masked_models(checks)
-    masked = {method: sorted(m.config.label for (_, mth, _), m in models.items() if mth == method and m.config.label in flagged)
+    masked = {method: sorted(m.config.label for (_, mth, _), m in models.items()
+                             if mth == method and m.config.label in flagged)
               for method in dict.fromkeys(key[1] for key in models)}
     pooling = pd.concat([verdicts.pool_comparison(part).assign(method=method, masked=", ".join(masked[method]))
                          for method, part in diagnosis.groupby("method", sort=False)], ignore_index=True)

@@ -1,4 +1,4 @@
-"""Robust accuracy that can be trusted: AutoAttack evaluation and gradient-masking checks.
+"""Robust accuracy as the per-image worst case over AutoAttack: the evaluation engine.
 
 Every robust accuracy the book quotes comes from ``worst_case``: an ensemble of attacks run one after
 the other, each on the images that every earlier attack failed to break, so an image counts as
@@ -7,12 +7,10 @@ robust only if it survives them all (the per-image worst case). The attacks are 
 black-box Square attack. Our PGD may run first as a cheap screen: it only removes images that it
 provably breaks, so it can lower the number, never raise it.
 
-``masking_checks`` asks whether a model's gradients can be trusted at all (DESIGN.md): the black-box
-Square attack must not beat the white-box attacks, AutoAttack must not land far below PGD, accuracy
-must collapse at a large radius, and AutoAttack's own checks must raise no flag. A model that fails
-any check is *masked*: its robust accuracy is shown, marked, and kept out of every verdict.
+Whether a number can be trusted at all is :mod:`igan_utils.method.masking`'s question: a model
+that fails a masking check is *masked*, and its robust accuracy is only an upper bound.
 
-Results are tidy DataFrames, cached in the artifact store.
+Results are tidy DataFrames; :func:`stored_worst_case` keeps them in any artifact store.
 """
 
 from __future__ import annotations

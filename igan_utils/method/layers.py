@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import TYPE_CHECKING, Mapping, NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,9 +41,6 @@ from .runtime import eval_mode, model_device, to_model
 from .stats import image_bootstrap, percentile_interval
 from .taps import forward_with_taps, tap_names, tap_shapes
 from .validation import check_resamples
-
-if TYPE_CHECKING:
-    pass
 
 INPUT = "input"  # the row of R_0: the judge's error on the adversarial images themselves
 

@@ -3,7 +3,8 @@
 ``masking_checks`` asks whether a model's gradients can be trusted at all (DESIGN.md): the black-box
 Square attack must not beat the white-box attacks, AutoAttack must not land far below PGD, accuracy
 must collapse at a large radius, and AutoAttack's own checks must raise no flag. A model that fails
-any check is *masked*: its robust accuracy is shown, marked, and kept out of every verdict. Every
+any check is *masked*: its robust accuracy is shown, marked, and used only as an upper bound (a verdict
+may use it one-sided, :mod:`igan_utils.book.verdicts`, never as an estimate). Every
 threshold of these rules is here, and only here.
 
 ``failure_indicators`` are Pintor et al.'s indicators that an attack's optimisation failed.
