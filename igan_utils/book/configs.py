@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..method.autoattack import Ensemble
+from ..method.batched_training import get_or_train_many
 from ..method.data import Splits, load_splits
 from ..method.interpretgan import GanConfig
 from ..method.layers import default_attack
@@ -86,12 +87,13 @@ def models_for(params, dataset: str, splits, *, store: Store, adversarial: tuple
                pools: list[str] | None = None, seeds: list[int] | None = None,
                progress: bool = True) -> list[TrainedModel]:
     """Every classifier a notebook's parameters ask for: each pool × seed × (natural, adversarial),
-    from the store or trained now. ``pools``/``seeds`` default to the parameters'."""
+    from the store or trained now — on CUDA the seeds of each pool and method together
+    (``batched_training.get_or_train_many``). ``pools``/``seeds`` default to the parameters'."""
     pools = pools or params["pools"]
     seeds = seeds if seeds is not None else params["seeds"]
-    return [get_or_train(train_config_for(params, dataset, pool, seed, adv), splits.train, splits.val,
-                         store=store, progress=progress)
-            for adv in adversarial for pool in pools for seed in seeds]
+    return [model for adv in adversarial for pool in pools
+            for model in get_or_train_many([train_config_for(params, dataset, pool, seed, adv) for seed in seeds],
+                                           splits.train, splits.val, store=store, progress=progress)]
 
 
 def ensemble_for(params, dataset: str) -> Ensemble:

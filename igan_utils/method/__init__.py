@@ -6,7 +6,8 @@ arguments (configs, tensors, models). It never imports :mod:`igan_utils.book` or
 One concept per module: ``data`` (image sets and splits), ``models`` (the CNNs and pooling variants),
 ``taps`` (layer outputs), ``attacks`` (FGSM, PGD), ``autoattack`` (the per-image worst case over
 AutoAttack), ``masking`` (gradient-masking checks, attack-failure indicators), ``training``
-(natural and adversarial), ``interpretgan`` (InterpretGAN), ``layers`` (the per-layer diagnosis:
-R, V, fidelity, information loss), ``stats`` (intervals, rank correlations), ``metrics`` (SSIM),
-``validation`` (input checks at the public entry points), ``runtime`` (devices, modes), ``cache``.
+(natural and adversarial), ``batched_training`` (seeds of one recipe as one computation),
+``interpretgan`` (InterpretGAN), ``layers`` (the per-layer diagnosis: R, V, fidelity, information
+loss), ``stats`` (intervals, rank correlations), ``metrics`` (SSIM), ``validation`` (input checks at
+the public entry points), ``runtime`` (devices, modes), ``cache``.
 """

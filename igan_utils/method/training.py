@@ -45,6 +45,7 @@ class TrainConfig:
     step_size: float = 0.0
     data: str = ""        # fingerprint of the training images
     beta: float = 0.0     # TRADES: weight of the robustness (KL) term
+    batched: bool = False  # trained with other seeds as one computation (``batched_training``)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -63,11 +64,14 @@ class TrainConfig:
             raise ValueError(f"TRADES training needs beta > 0, got {self.beta}")
 
     def key(self) -> dict:
-        """The artifact store's key: every field, without ``beta`` outside TRADES (so the keys of
-        models trained before TRADES existed still find them)."""
+        """The artifact store's key: every field, without ``beta`` outside TRADES and without
+        ``batched`` when false (so the keys of models trained before these fields existed still find
+        them)."""
         key = dataclasses.asdict(self)
         if self.method != "trades":
             del key["beta"]
+        if not self.batched:
+            del key["batched"]
         return key
 
     @property
@@ -151,20 +155,26 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
             optimizer.step()
             loss_sum += loss.detach() * len(y)
             right += (logits.argmax(1) == y).sum()
-        record = {"epoch": epoch + 1, "train_loss": loss_sum.item() / len(train),
-                  "train_acc": right.item() / len(train)}
-        if monitor is not None:
-            record.update(_monitor(model, *monitor, config))
-        history.append(record)
-        if progress:
-            tqdm.write(f"{config.dataset} {config.label} epoch {epoch + 1}: " +
-                       ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"), file=sys.stderr)
+        history.append(_epoch_record(model, config, epoch, loss_sum, right, len(train), monitor, progress))
         if checkpoint is not None and epoch + 1 < config.epochs:
             checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "epoch": epoch, "history": history})
     optimizer.zero_grad(set_to_none=True)  # a finished model carries no stale gradients
     model.eval()
     return model, history
+
+
+def _epoch_record(model, config: TrainConfig, epoch: int, loss_sum: torch.Tensor, right: torch.Tensor, images: int,
+                  monitor, progress: bool, how: str = "") -> dict:
+    """One epoch's history entry: training loss and accuracy over its ``images`` (from their sums), and
+    the monitor's figures on ``monitor`` (validation images and labels, or None); printed with ``progress``."""
+    record = {"epoch": epoch + 1, "train_loss": loss_sum.item() / images, "train_acc": right.item() / images}
+    if monitor is not None:
+        record.update(_monitor(model, *monitor, config))
+    if progress:
+        tqdm.write(f"{config.dataset} {config.label}{how} epoch {epoch + 1}: " +
+                   ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"), file=sys.stderr)
+    return record
 
 
 def _training_inputs(model, x, y, config: TrainConfig, eps: float, generator) -> torch.Tensor:
@@ -214,19 +224,31 @@ def get_or_train(config: TrainConfig, train: ImageSet, val: ImageSet | None = No
     key = config.key()
 
     def create(checkpoint: PartialState) -> dict:
+        if config.batched:  # its key promises the batched computation, which this loop is not
+            raise ValueError(f"{config.label} is a batched model: train it with "
+                             f"batched_training.get_or_train_many")
         model, history = train_classifier(config, train, val, checkpoint=checkpoint, device=device,
                                           progress=progress)
         return {"state_dict": model.state_dict(), "history": history}
 
-    # per image and epoch: one forward+backward pass, plus one per attack step of adversarial training
-    passes = 1 + {"natural": 0, "fgsm": 1}.get(config.method, config.steps)
     stored = store.get_or_create("classifier", key, create, resumable=True, about={"model": config.label},
                                  work=lambda _: {"epochs": config.epochs, "images": len(train),
-                                                 "passes_per_image": passes})
-    device = device or default_device()
+                                                 "passes_per_image": passes_per_image(config)})
+    return as_trained_model(config, stored, store.metadata("classifier", key)["seconds"], device)
+
+
+def as_trained_model(config: TrainConfig, stored: dict, seconds: float,
+                     device: torch.device | None = None) -> TrainedModel:
+    """The :class:`TrainedModel` of a stored classifier artifact (``state_dict``, ``history``) that
+    took ``seconds`` to make; a model trained with others (``batch``) carries its share of their time."""
     model = models.build(config.arch, config.pool)
     models.load_state(model, stored["state_dict"], f"classifier artifact of {config.label}")
-    seconds = store.metadata("classifier", key)["seconds"]
-    return TrainedModel(model.to(device).eval(), config, stored["history"], seconds)
+    seconds = stored.get("batch", {}).get("seconds_each", seconds)
+    return TrainedModel(model.to(device or default_device()).eval(), config, stored["history"], seconds)
+
+
+def passes_per_image(config: TrainConfig) -> int:
+    """Forward+backward passes per image and epoch: one, plus one per attack step of adversarial training."""
+    return 1 + {"natural": 0, "fgsm": 1}.get(config.method, config.steps)
 
 
