@@ -107,6 +107,14 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Gener
     return (direction / _per_sample_norm(direction) * radius).to(x.device)
 
 
+def _step(xa: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
+    """``xa`` moved ``step_size`` along the steepest ascent. In L∞ one fused add: step_size · sign(grad)
+    is exact, so the result is bit for bit that of a multiply and an add."""
+    if norm == "linf":
+        return torch.add(xa, grad.sign(), alpha=step_size)
+    return xa + step_size * _ascent(grad, norm)
+
+
 def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
     """Steepest-ascent direction of unit norm for a gradient."""
     return grad.sign() if norm == "linf" else grad / _per_sample_norm(grad)
@@ -137,12 +145,13 @@ class _Best:
 
     def record(self, xa: torch.Tensor, loss: torch.Tensor, fooled: torch.Tensor) -> None:
         """Take ``xa`` where it is better by the rule of ``keep`` (no host sync)."""
-        if self.keep == "first_success":
-            take = ~self.success & (fooled | (loss > self.loss))
-            success = self.success | fooled
-        else:
-            take = loss > self.loss
-            success = torch.where(take, fooled, self.success)
+        first_success = self.keep == "first_success"
+        if first_success:
+            # A fooling iterate ranks above every loss, and the one a sample keeps ranks +inf, so that
+            # nothing replaces it: one comparison decides (two kernels fewer per step than the rule spelt out).
+            loss = torch.where(fooled, float("inf"), loss)
+        take = loss > self.loss
+        success = self.success | fooled if first_success else torch.where(take, fooled, self.success)
         self.adv = torch.where(take.view(-1, *([1] * (xa.ndim - 1))), xa, self.adv)
         self.loss = torch.where(take, loss, self.loss)
         self.success = success
@@ -193,7 +202,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, rand
         xa = xa.detach().requires_grad_(True)
         loss, _ = _loss_and_fooled(model, xa, y, targeted, check=True)
         grad, = torch.autograd.grad(loss.sum(), xa)
-        adv = _project(xa.detach() + alpha * grad.sign(), x, eps, "linf")
+        adv = _project(_step(xa.detach(), grad, alpha, "linf"), x, eps, "linf")
         with torch.no_grad():
             _, success = _loss_and_fooled(model, adv, y, targeted)
     return _returned(adv, success, given)
@@ -291,7 +300,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
                 if trace:
                     losses.append(loss.detach())
                     fooled_at.append(fooled)
-                xa = _project(xa.detach() + step_size * _ascent(grad, norm), x0, eps, norm)
+                xa = _project(_step(xa.detach(), grad, step_size, norm), x0, eps, norm)
             if idx.numel():
                 with torch.no_grad():
                     loss, fooled = _loss_and_fooled(model, xa, label, targeted)
