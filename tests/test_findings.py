@@ -112,6 +112,18 @@ def test_a_chapter_not_in_the_published_run_gets_a_page_that_says_so(tmp_path):
     assert findings.glued(root / runner.EXECUTED / "05_sweeps.ipynb") == {"sweep_text": "not in this run yet"}
 
 
+def test_the_run_record_counts_a_chapter_s_work_over_all_its_sittings(tmp_path):
+    store = runner.Store(tmp_path / "store")
+    for made, key, seconds in ((True, "a", 100.0), (False, "a", None), (True, "b", 20.5), (False, "c", None)):
+        store.note(tag="05_sweeps", kind="classifier", key=key, made=made,
+                   **({"seconds": seconds} if made else {}))
+    store.note(tag="05_sweeps", kind="worst_case", key="w", made=True, seconds=7.0, attacked={"pgd": 90, "square": 4})
+    store.note(tag="01_classification", kind="classifier", key="z", made=True, seconds=999.0)
+    assert runner._ledger_rows(store, "05_sweeps") == {
+        "models new": 2, "models reused": 1, "chunks new": 1, "chunks reused": 0,
+        "images attacked (attack × image)": 94, "work s": 128}
+
+
 def test_publishing_refuses_unstamped_notebooks(tmp_path):
     root = _fake_root(tmp_path)
     _executed(tmp_path / "run" / "01_classification.ipynb", {})

@@ -276,8 +276,9 @@ def stage_published(root: Path | None = None) -> list[str]:
 
 
 def _ledger_rows(store: Store, chapter: str) -> dict:
-    """What the store's ledger says ``chapter`` did: models trained and reused, worst-case chunks
-    attacked and reused, and the images its new attacks ran on."""
+    """What the store's ledger says ``chapter`` did, over every sitting that ran it: models trained and
+    reused, worst-case chunks attacked and reused, the images its new attacks ran on, and the seconds its
+    new artifacts took to make (summed over parallel workers)."""
     ledger = store.ledger()
     if ledger.empty or "tag" not in ledger:
         return {}
@@ -290,6 +291,7 @@ def _ledger_rows(store: Store, chapter: str) -> dict:
         row[f"{name} new"], row[f"{name} reused"] = len(new), len(keys - new)
     attacked = [r.get("attacked") for r in made.to_dict("records") if isinstance(r.get("attacked"), dict)]
     row["images attacked (attack × image)"] = int(sum(sum(a.values()) for a in attacked))
+    row["work s"] = round(float(made["seconds"].sum())) if "seconds" in made else 0
     return row
 
 
@@ -319,9 +321,11 @@ def publish(executed: Path, root: Path | None = None, store: Store | None = None
     machines = sorted({str(_run_stamp(nb).get("machine")) for nb in published.glob("[0-9][0-9]_*.ipynb")})
     lines = ["The published run: each chapter as executed, with the commit of its code, when it finished, its "
              "seconds, the machine's pass time (forward + input gradient of the MNIST CNN on 250 images; times "
-             "scale with it) and, from the store's ledger, the models it trained or reused and the worst-case "
-             "chunks (100 test images of one model) it attacked or reused. A chapter that reused work did not "
-             "pay for it here: its cost lies with the chapter that made it.", "",
+             "scale with it) and, from the store's ledger over every sitting that ran it, the models it trained or "
+             "reused, the worst-case chunks (100 test images of one model) it attacked or reused, and the "
+             "seconds its new work took (work s, summed over parallel sweep workers). A resumed chapter's "
+             "seconds are those of its last, warm sitting; work s is what the whole chapter cost. A chapter that "
+             "reused another's work did not pay for it here: its cost lies with the chapter that made it.", "",
              table.to_markdown(index=False), "", f"Machine: {'; '.join(machines)}.", ""]
     path = published / RECORD
     path.write_text("\n".join(lines))
