@@ -42,6 +42,7 @@ lab: $(STAMP)
 
 benchmark: $(STAMP)
 	$(TEST_DATA) $(PY) benchmarks/attacks.py
+	$(TEST_DATA) $(PY) benchmarks/training.py
 
 clean:
 	rm -rf _build book/executed

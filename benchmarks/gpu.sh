@@ -8,7 +8,8 @@
 #   2. the paper profile's chapters 1-2 on MNIST-10k, one seed, ONE epoch of each training (-p epochs=1
 #      -p adv_epochs=1; the profile's 20 and 40 are extrapolated from the seconds per epoch printed);
 #      seconds per model for training and for AutoAttack standard;
-#   3. benchmarks/attacks.py (PGD against its compute floor, CPU and CUDA rows);
+#   3. benchmarks/attacks.py (PGD against its compute floor, CPU and CUDA rows) and benchmarks/training.py
+#      (3 seeds trained one at a time and as one batched computation);
 #   4. determinism: smoke chapter 1 twice with IGAN_DETERMINISTIC=1, weights compared bit for bit.
 #
 # Steps run in that order, each under its share of GPU_CHECK_SECONDS (default 560), and report even
@@ -86,8 +87,10 @@ step paper_ch2 120 env IGAN_STORE_DIR="$work/paper" "$PY" -m igan_utils.book --p
     "${paper_epochs[@]}" "${paper_images[@]}" "${train_tiny[@]}" "${attack_tiny[@]}"
 if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then
     step attacks_bench 60 "$PY" benchmarks/attacks.py --repeats 1 --steps 5 --batch 64
+    step training_bench 40 "$PY" benchmarks/training.py --repeats 1 --images 256
 else
     step attacks_bench 60 "$PY" benchmarks/attacks.py
+    step training_bench 40 "$PY" benchmarks/training.py --repeats 1 --images 1024
 fi
 for run in a b; do
     step "deterministic_$run" 35 env IGAN_DETERMINISTIC=1 IGAN_STORE_DIR="$work/det_$run" \
@@ -112,6 +115,10 @@ step same_weights 20 "$PY" benchmarks/gpu_check.py same-weights "$work/det_a" "$
     echo "## benchmarks/attacks.py"
     echo
     grep -E "^[|#]" "$out/attacks_bench.log" || echo "(see attacks_bench.log)"
+    echo
+    echo "## benchmarks/training.py (seeds one at a time ÷ batched)"
+    echo
+    grep -E "^[|#]" "$out/training_bench.log" || echo "(see training_bench.log)"
     echo
     echo "## determinism (IGAN_DETERMINISTIC=1, smoke chapter 1 twice)"
     echo
