@@ -124,6 +124,23 @@ def test_the_run_record_counts_a_chapter_s_work_over_all_its_sittings(tmp_path):
         "images attacked (attack × image)": 94, "work s": 128}
 
 
+def test_a_chapter_published_earlier_keeps_its_ledger_figures(tmp_path):
+    """Publishing one chapter from a new store leaves the record of one published from an older store."""
+    root = _fake_root(tmp_path)
+    old_store, new_store = runner.Store(tmp_path / "old"), runner.Store(tmp_path / "new")
+    old_store.note(tag="05_sweeps", kind="classifier", key="a", made=True, seconds=100.0)
+    _executed(tmp_path / "run1" / "05_sweeps.ipynb", {}, stamp={"commit": "abc1234"})
+    runner.publish(tmp_path / "run1", root=root, store=old_store)
+    new_store.note(tag="01_classification", kind="classifier", key="b", made=True, seconds=7.0)
+    _executed(tmp_path / "run2" / "01_classification.ipynb", {}, stamp={"commit": "def5678"})
+    record = runner.publish(tmp_path / "run2", root=root, store=new_store).read_text()
+    header = next(line for line in record.splitlines() if line.startswith("| chapter"))
+    assert [cell.strip() for cell in header.split("|")][-7:-1] == list(runner.LEDGER_COLUMNS)
+    rows = {line.split("|")[1].strip(): line for line in record.splitlines() if line.startswith("| 0")}
+    assert [cell.strip() for cell in rows["05_sweeps"].split("|")][-3:-1] == ["0", "100"]  # images, work s
+    assert [cell.strip() for cell in rows["01_classification"].split("|")][-3:-1] == ["0", "7"]
+
+
 def test_publishing_refuses_unstamped_notebooks(tmp_path):
     root = _fake_root(tmp_path)
     _executed(tmp_path / "run" / "01_classification.ipynb", {})

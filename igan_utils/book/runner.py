@@ -275,6 +275,11 @@ def stage_published(root: Path | None = None) -> list[str]:
     return sorted(stale)
 
 
+# The record's columns from the ledger, in their order (a notebook's stamp keeps them sorted by name).
+LEDGER_COLUMNS = ("models new", "models reused", "chunks new", "chunks reused", "images attacked (attack × image)",
+                  "work s")
+
+
 def _ledger_rows(store: Store, chapter: str) -> dict:
     """What the store's ledger says ``chapter`` did, over every sitting that ran it: models trained and
     reused, worst-case chunks attacked and reused, the images its new attacks ran on, and the seconds its
@@ -298,7 +303,8 @@ def _ledger_rows(store: Store, chapter: str) -> dict:
 def publish(executed: Path, root: Path | None = None, store: Store | None = None) -> Path:
     """Copy the executed chapters of folder ``executed`` (stamped by :func:`execute`) into
     ``book/published/``, write its run record (per chapter: commit, finished, seconds, the machine's
-    pass time, models and attacks new and reused from the store's ledger) and rewrite README's
+    pass time, models and attacks new and reused from the store's ledger, kept in each published copy's
+    stamp) and rewrite README's
     claims table from it. Returns the record's path."""
     root, store = root or project_root(), store or Store()
     chapters_run = sorted(Path(executed).glob("[0-9][0-9]_*.ipynb"))
@@ -312,11 +318,15 @@ def publish(executed: Path, root: Path | None = None, store: Store | None = None
         if not run.get("commit"):
             raise ValueError(f"{notebook} carries no run stamp: execute it with `python -m igan_utils.book`")
         shutil.copy(notebook, published / notebook.name)
+        # The ledger's figures go into the published copy: a chapter published earlier keeps its own
+        # even when a later publication reads another store.
+        stamp(published / notebook.name, {"ledger": _ledger_rows(store, notebook.stem)})
     for notebook in sorted(published.glob("[0-9][0-9]_*.ipynb")):
         run = _run_stamp(notebook)
+        ledger = run.get("ledger", {})
         rows.append({"chapter": notebook.stem, "profile": run.get("profile"), "commit": run.get("commit"),
                      "finished": run.get("finished"), "seconds": run.get("seconds"), "pass ms": run.get("pass_ms"),
-                     **_ledger_rows(store, notebook.stem)})
+                     **{name: ledger[name] for name in LEDGER_COLUMNS if name in ledger}})
     table = pd.DataFrame(rows)
     machines = sorted({str(_run_stamp(nb).get("machine")) for nb in published.glob("[0-9][0-9]_*.ipynb")})
     lines = ["The published run: each chapter as executed, with the commit of its code, when it finished, its "
