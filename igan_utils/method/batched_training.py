@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
-from . import models, training, validation
+from . import training, validation
 from .cache import ArtifactCache, PartialState
 from .data import ImageSet
 from .runtime import default_device, eval_mode
@@ -121,11 +121,7 @@ def train_classifiers(configs: list[TrainConfig], train: ImageSet, val: ImageSet
     check_group(configs)
     config, count = configs[0], len(configs)
     device = device or default_device()
-    nets = []
-    for c in configs:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(c.seed)
-            nets.append(models.build(c.arch, c.pool))
+    nets = [training.initial_model(c) for c in configs]
     with torch.no_grad(), eval_mode(nets[0]):  # labels must fit the model before any training
         first_logits = validation.logits_of(nets[0], train.take(slice(0, 1)).tensors()[0])
         validation.check_labels(train.labels, first_logits.shape[1])
@@ -141,14 +137,13 @@ def train_classifiers(configs: list[TrainConfig], train: ImageSet, val: ImageSet
     steps_per_epoch = -(-len(train) // config.batch_size)
     total = config.epochs * steps_per_epoch
     images, labels = train.images.to(device), train.labels.to(device)
-    monitor = val.take(slice(0, training._MONITOR_IMAGES)).tensors(device) if val is not None and len(val) else None
+    monitor = training.monitor_images(val, device)
     seeds = "+".join(str(c.seed) for c in configs)
 
     for epoch in range(first_epoch, config.epochs):
-        generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+        generator = torch.Generator(device=device).manual_seed(training.epoch_seed(config, epoch))
         # Each model's shuffle is the one train_classifier draws for its seed and epoch.
-        shuffles = [torch.Generator().manual_seed(c.seed * 100_003 + epoch) for c in configs]
-        orders = torch.stack([torch.randperm(len(train), generator=g) for g in shuffles]).to(device)
+        orders = torch.stack([train.shuffled(training.epoch_seed(c, epoch)) for c in configs]).to(device)
         loss_sum = torch.zeros(count, device=device)
         right = torch.zeros(count, device=device)
         bar = tqdm(range(steps_per_epoch), disable=not progress, leave=False,

@@ -84,11 +84,14 @@ class ImageSet:
         """Yield (images in [0,1], labels) batches; a shuffle is fixed by ``seed``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = (torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
-                 if shuffle else torch.arange(len(self)))
+        order = self.shuffled(seed) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
             idx = order[start:start + batch_size]
             yield self.images[idx].to(device).float().div_(255), self.labels[idx].to(device)
+
+    def shuffled(self, seed: int) -> torch.Tensor:
+        """The order of :meth:`batches` with ``shuffle=True``: a permutation of the indices fixed by ``seed``."""
+        return torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
 
     def fingerprint(self) -> str:
         """Content hash of images and labels: goes into artifact keys, so data changes retrain."""

@@ -99,6 +99,25 @@ def _eps_at(step: int, total: int, eps: float) -> float:
     return eps * min(1.0, (step + 1) / max(_WARMUP * total, 1))
 
 
+def initial_model(config: TrainConfig) -> nn.Module:
+    """The untrained ``config.arch`` with ``config.pool``, its weights drawn from ``config.seed`` alone
+    (the global random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return models.build(config.arch, config.pool)
+
+
+def epoch_seed(config: TrainConfig, epoch: int) -> int:
+    """The seed of an epoch's shuffle and attack noise: fixed by (seed, epoch), so a resumed training
+    draws what an uninterrupted one does."""
+    return config.seed * 100_003 + epoch
+
+
+def monitor_images(val: ImageSet | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The held-out images (and labels) monitored after every epoch: the first :data:`_MONITOR_IMAGES`."""
+    return val.take(slice(0, _MONITOR_IMAGES)).tensors(device) if val is not None and len(val) else None
+
+
 def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None = None, *,
                      model: nn.Module | None = None, checkpoint: PartialState | None = None,
                      device: torch.device | None = None, progress: bool = True) -> tuple[nn.Module, list[dict]]:
@@ -110,11 +129,7 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
     images. With ``checkpoint``, state is saved after every epoch and a saved state is resumed.
     """
     device = device or default_device()
-    if model is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            model = models.build(config.arch, config.pool)
-    model = model.to(device)
+    model = (initial_model(config) if model is None else model).to(device)
     with torch.no_grad(), eval_mode(model):  # labels must fit the model before any training
         validation.check_labels(train.labels, validation.logits_of(model, train.take(slice(0, 1)).tensors(device)[0]).shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -127,12 +142,11 @@ def train_classifier(config: TrainConfig, train: ImageSet, val: ImageSet | None 
         history, first_epoch = state["history"], state["epoch"] + 1
     steps_per_epoch = -(-len(train) // config.batch_size)
     total = config.epochs * steps_per_epoch
-    monitor = val.take(slice(0, _MONITOR_IMAGES)).tensors(device) if val is not None and len(val) else None
+    monitor = monitor_images(val, device)
 
     for epoch in range(first_epoch, config.epochs):
-        generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
-        bar = tqdm(train.batches(config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch,
-                                 device=device),
+        generator = torch.Generator(device=device).manual_seed(epoch_seed(config, epoch))
+        bar = tqdm(train.batches(config.batch_size, shuffle=True, seed=epoch_seed(config, epoch), device=device),
                    total=steps_per_epoch, disable=not progress, leave=False,
                    desc=f"{config.dataset} {config.label} epoch {epoch + 1}/{config.epochs}")
         loss_sum = torch.zeros((), device=device)
