@@ -1,4 +1,5 @@
-"""Shared fixtures: the offline MNIST-10k, a generated CIFAR-10-format folder, small trained models."""
+"""Shared fixtures: the offline MNIST-10k, a generated CIFAR-10-format folder, small trained models; and a
+kernel counter for tests of how much work a step launches."""
 
 from __future__ import annotations
 
@@ -9,11 +10,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from igan_utils.method import data, training
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+class KernelCounter(TorchDispatchMode):
+    """Counts the operations that launch a kernel (on CUDA), leaving out views and other metadata ops and
+    the wrapping of a Python number as a CPU scalar, which a CUDA kernel takes as an argument."""
+
+    METADATA = {"detach", "view", "t", "expand", "_unsafe_view", "alias", "unsqueeze", "squeeze", "transpose",
+                "scalar_tensor"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ not in self.METADATA:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 @pytest.fixture(scope="session")

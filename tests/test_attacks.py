@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import KernelCounter
 
 from igan_utils.method import attacks, models
 
@@ -65,23 +65,6 @@ class _SyncCounter(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class _KernelCounter(TorchDispatchMode):
-    """Counts the operations that launch a kernel (on CUDA), leaving out views and other metadata ops and
-    the wrapping of a Python number as a CPU scalar, which a CUDA kernel takes as an argument."""
-
-    METADATA = {"detach", "view", "t", "expand", "_unsafe_view", "alias", "unsqueeze", "squeeze", "transpose",
-                "scalar_tensor"}
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__ not in self.METADATA:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_pgd_s_bookkeeping_per_step_is_a_fixed_few_kernels(natural_model, test_batch):
     """Kernels per PGD step beyond the forward, loss and input gradient that any PGD needs: the step,
     the projection, the fooled test and the best-iterate record. 13 since they were fused (16 before);
@@ -91,7 +74,7 @@ def test_pgd_s_bookkeeping_per_step_is_a_fixed_few_kernels(natural_model, test_b
     def per_step(fn):
         counts = []
         for steps in (4, 8):
-            with _KernelCounter() as counter:
+            with KernelCounter() as counter:
                 fn(steps)
             counts.append(counter.count)
         return (counts[1] - counts[0]) / 4

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import KernelCounter
 
 from igan_utils.book.store import Checkpoint, Store
 from igan_utils.method import attacks, batched_training, models, training
@@ -78,18 +78,8 @@ def test_trades_batched_training_keeps_each_model_its_own_pairs(small):
         assert abs(attacks.accuracy(model, x, y) - attacks.accuracy(alone, x, y)) <= ADVERSARIAL_ACCURACY_TOL
 
 
-class _CountOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def _ops(train, seeds, steps):
-    with _CountOps() as counter:
+    with KernelCounter() as counter:
         batched_training.train_classifiers(_configs("pgd", seeds), train.take(slice(0, 32 * steps)), progress=False)
     return counter.count
 
