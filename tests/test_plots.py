@@ -60,3 +60,31 @@ def test_the_gap_plot_has_a_row_of_panels_per_dataset():
     fig = plots.gap_by_epochs(table)
     assert [ax.get_title() for ax in fig.axes] == ["MNIST-10k: PGD", "CIFAR-10: PGD"]
     plt.close(fig)
+
+
+def test_the_explorer_widget_redraws_into_an_image_not_an_output_widget():
+    # An Output widget (as in ipywidgets.interactive) makes nbclient, under papermill and nbval, send
+    # on the shell channel while it waits there for the cell's reply; chapter 3's runs hung on it
+    # (jupyter/nbclient#312). The explorer draws into an Image widget instead.
+    import ipywidgets as widgets
+    import torch
+
+    from igan_utils.book import explorer
+
+    pair = ([torch.rand(1, 8, 8), torch.rand(1, 8, 8)], [torch.rand(1, 8, 8), torch.rand(1, 8, 8)])
+    rows = {m: [[pair, pair], [pair, pair]] for m in ("max", "avg")}  # 2 examples × 2 radii
+    labels = {m: [[(["1", "1"], ["1", "7"])] * 2] * 2 for m in ("max", "avg")}
+    view = explorer.widget(explorer.ExplorerGrid(["max", "avg"], [0.0, 0.3], ["fc1"], rows, labels))
+
+    def tree(w):
+        yield w
+        for child in getattr(w, "children", ()):
+            yield from tree(child)
+
+    parts = list(tree(view))
+    assert not any(isinstance(w, widgets.Output) for w in parts)
+    [image] = [w for w in parts if isinstance(w, widgets.Image)]
+    assert image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    before = image.value
+    next(w for w in parts if getattr(w, "description", "") == "model").value = "avg"
+    assert image.value != before, "changing the model did not redraw"

@@ -97,12 +97,39 @@ def widget(grid: ExplorerGrid, eps: float | None = None):
     radius starts at ``eps`` (default: the largest)."""
     import ipywidgets as widgets
 
-    return widgets.interactive(
+    return _figure_widget(
         lambda model, example, eps, tap: figure(grid, model, example, grid.eps.index(eps), tap),
         model=widgets.Dropdown(options=grid.models, description="model"),
         example=widgets.IntSlider(0, 0, grid.n_examples - 1, description="example"),
         eps=widgets.SelectionSlider(options=grid.eps, value=grid.eps[_start(grid, eps)], description="ε"),
         tap=widgets.Dropdown(options=[ALL_TAPS, *grid.taps], description="tap"))
+
+
+def _figure_widget(draw, **controls):
+    """The controls above an image of ``draw(**their values)`` (a matplotlib figure), redrawn when one
+    changes.
+
+    Not ``ipywidgets.interactive``: its Output widget makes a headless executor (nbclient, under
+    papermill and nbval) act as the frontend and send comm messages on the shell channel while it
+    waits there for the cell's reply, which it then sometimes never reads, and the run hangs
+    (jupyter/nbclient#312; chapter 3 hung in 3 of 8 runs). An Image widget asks nothing of the frontend.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    image = widgets.Image(format="png")
+
+    def redraw(_change=None):
+        fig = draw(**{name: control.value for name, control in controls.items()})
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(fig)  # shown through the Image widget only, not again by the inline backend
+        image.value = buffer.getvalue()
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([*controls.values(), image])
 
 
 def _png(image: torch.Tensor, scale: int = 3) -> str:
