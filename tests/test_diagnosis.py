@@ -182,6 +182,33 @@ def test_x_adv_comes_from_the_ensemble_and_names_its_attacks(natural_model, inte
     assert (found.attacked, found.eps, pgd_only.attacked) == (30, 0.3, 30)
 
 
+def test_a_stored_attack_is_made_once_and_read_back_identical(natural_model, test_batch, tmp_path, monkeypatch):
+    # chapter 4's x′ are kept in the store, so that re-executing it from a full store attacks nothing
+    x, y = test_batch
+    store = Store(tmp_path)
+    small = autoattack.Ensemble(("apgd-ce",), apgd_iters=5, pgd_steps=2, pgd_step_size=0.01)
+    attacks = {"first success": lambda **s: layers.successful_attacks(natural_model, x[:30], y[:30], eps=0.3,
+                                                                      ensemble=small, **s),
+               "highest-loss PGD": lambda **s: layers.confident_attacks(natural_model, x[:30], y[:30], eps=0.3,
+                                                                        steps=2, step_size=0.1, **s)}
+    fresh = {name: attack() for name, attack in attacks.items()}
+    made = {name: attack(store=store) for name, attack in attacks.items()}
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("attacked again")
+
+    monkeypatch.setattr(layers, "pgd", no_attack)
+    monkeypatch.setattr(layers, "worst_case", no_attack)
+    for name, attack in attacks.items():
+        read = attack(store=store)
+        for found in (made[name], read):
+            assert torch.equal(found.x_adv, fresh[name].x_adv) and torch.equal(found.y, fresh[name].y)
+            assert found.made_by == fresh[name].made_by and found.attacked == 30
+    ledger = store.ledger()
+    assert ledger["made"].tolist() == [True, True, False, False]  # two attacks made, each read once
+    assert set(ledger["attacked"][0]) == {"pgd", "apgd-ce"} and ledger["attacked"][1] == {"pgd": 30}
+
+
 def test_one_attack_serves_several_tables_and_attacks_nothing_again(natural_model, interpreters, test_batch,
                                                                     monkeypatch):
     x, y = test_batch

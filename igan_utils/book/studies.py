@@ -132,26 +132,26 @@ def _labelled(table: pd.DataFrame, key: tuple[str, str, str]) -> pd.DataFrame:
     return table
 
 
-def diagnosis_attacks(params, dataset: str, model, x, y, *, strongest: bool = True) -> layers.Attacked:
-    """The successful attacks the diagnosis reads: x′ from the strongest attack (rule 6,
-    ``configs.diagnosis_ensemble``), or with ``strongest=False`` from PGD alone, keeping its
-    highest-loss iterate (``layers.confident_attacks``)."""
+def diagnosis_attacks(params, dataset: str, model, x, y, *, store: Store, strongest: bool = True) -> layers.Attacked:
+    """The successful attacks the diagnosis reads, made once and kept in ``store``: x′ from the
+    strongest attack (rule 6, ``configs.diagnosis_ensemble``), or with ``strongest=False`` from PGD
+    alone, keeping its highest-loss iterate (``layers.confident_attacks``)."""
     settings = configs.attack_settings(params, dataset)
     if not strongest:
-        return layers.confident_attacks(model, x, y, **settings)
+        return layers.confident_attacks(model, x, y, **settings, store=store)
     ensemble = configs.diagnosis_ensemble(params, settings["steps"], settings["step_size"])
-    return layers.successful_attacks(model, x, y, eps=settings["eps"], ensemble=ensemble)
+    return layers.successful_attacks(model, x, y, eps=settings["eps"], ensemble=ensemble, store=store)
 
 
 def diagnosis_table(params, models: Mapping, interpreters: Mapping, judges: Mapping, splits: Mapping, *,
-                    strongest: bool = True) -> pd.DataFrame:
+                    store: Store, strongest: bool = True) -> pd.DataFrame:
     """``layers.vulnerability_table`` of every model on the first ``diag_size`` test images, judged by
     its dataset's trusted judge (``independent``) and by itself (``self``), x′ from
     :func:`diagnosis_attacks`; one table, with the model's columns first."""
     frames = []
     for key, trained in models.items():
         x, y = splits[key[0]].test.take(slice(0, params.diag_size)).tensors()
-        attacked = diagnosis_attacks(params, key[0], trained.model, x, y, strongest=strongest)
+        attacked = diagnosis_attacks(params, key[0], trained.model, x, y, store=store, strongest=strongest)
         judging = {"independent": judges[key[0]].model, "self": trained.model}
         frames.append(_labelled(layers.vulnerability_table(trained.model, interpreters[key], judging, attacked,
                                                            bootstrap=params.bootstrap), key))
@@ -191,7 +191,7 @@ def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, interp
                 "clean + adversarial": interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
                                                                      mixed, store=store)}
     x, y = splits[dataset].test.take(slice(0, params.diag_size)).tensors()
-    attacked = diagnosis_attacks(params, dataset, trained.model, x, y)  # one x′ for both sets
+    attacked = diagnosis_attacks(params, dataset, trained.model, x, y, store=store)  # one x′ for both sets
     rows = []
     for name, found in versions.items():
         table = layers.vulnerability_table(trained.model, found, {"independent": judges[dataset].model}, attacked,

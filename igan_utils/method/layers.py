@@ -19,6 +19,7 @@ image's first success of a PGD screen, APGD-CE and APGD-T, :func:`successful_att
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import Counter
 from typing import Mapping, NamedTuple, Sequence
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from . import interpretgan
 from .attacks import pgd, predict
 from .autoattack import Ensemble, worst_case
-from .cache import ArtifactCache, weights_fingerprint
+from .cache import ArtifactCache, fingerprint, weights_fingerprint
 from .data import ImageSet
 from .interpretgan import Generator, Interpreter, interpret
 from .metrics import ssim
@@ -73,27 +74,53 @@ def default_attack(steps: int, step_size: float, *, apgd_iters: int = 100, targe
 
 
 def successful_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ensemble: Ensemble,
-                       seed: int = 0) -> Attacked:
+                       seed: int = 0, store: ArtifactCache | None = None) -> Attacked:
     """(x, x', y, …) restricted to images the model classifies correctly and ``ensemble`` breaks (e.g.
     :func:`default_attack`): x′ is each image's first success in the ensemble's order, so a model whose
-    gradients PGD cannot use is diagnosed on perturbations that do fool it."""
-    found = worst_case(model, x, y, eps=eps, ensemble=ensemble, seed=seed)
-    keep = (found.broken_by >= 0) & ~found.robust
-    made_by = [ensemble.order[i] for i in found.broken_by[keep].tolist()]
-    return Attacked(x[keep], found.adv[keep], y[keep], made_by, f"{ensemble.name}, first success per image",
+    gradients PGD cannot use is diagnosed on perturbations that do fool it. With ``store`` (any
+    :class:`~igan_utils.method.cache.ArtifactCache`), the attack runs once per model weights, images
+    and settings, and a later call reads its x′ from there."""
+    def attack() -> dict:
+        found = worst_case(model, x, y, eps=eps, ensemble=ensemble, seed=seed)
+        keep = (found.broken_by >= 0) & ~found.robust
+        return {"keep": keep.cpu(), "adv": found.adv[keep].cpu(), "broken_by": found.broken_by[keep].cpu(),
+                "attacked": found.attacked}
+
+    settings = {"attack": "first success", "eps": eps, "ensemble": dataclasses.asdict(ensemble), "seed": seed}
+    made = _stored_attack(store, model, x, y, settings, attack)
+    keep = made["keep"].to(x.device)
+    made_by = [ensemble.order[i] for i in made["broken_by"].tolist()]
+    return Attacked(x[keep], made["adv"].to(x.device), y[keep], made_by, f"{ensemble.name}, first success per image",
                     len(x), eps)
 
 
 def confident_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-                      step_size: float, seed: int = 0) -> Attacked:
+                      step_size: float, seed: int = 0, store: ArtifactCache | None = None) -> Attacked:
     """Like :func:`successful_attacks`, but x′ from PGD alone (``steps``, ``step_size``), keeping the
     iterate of highest loss (confidently misclassified), not the first one across the boundary: what
     chapter 3 shows, where x′ should look as wrong to the model as it can."""
-    result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
-                 generator=torch.Generator(device=x.device).manual_seed(seed))
-    keep = (predict(model, x) == y) & result.success
-    return Attacked(x[keep], result.adv[keep], y[keep], ["pgd"] * int(keep.sum()),
+    def attack() -> dict:
+        result = pgd(model, x, y, eps, steps=steps, step_size=step_size, keep="max_loss",
+                     generator=torch.Generator(device=x.device).manual_seed(seed))
+        keep = (predict(model, x) == y) & result.success
+        return {"keep": keep.cpu(), "adv": result.adv[keep].cpu(), "attacked": {"pgd": len(x)}}
+
+    settings = {"attack": "highest-loss PGD", "eps": eps, "steps": steps, "step_size": step_size, "seed": seed}
+    made = _stored_attack(store, model, x, y, settings, attack)
+    keep = made["keep"].to(x.device)
+    return Attacked(x[keep], made["adv"].to(x.device), y[keep], ["pgd"] * int(keep.sum()),
                     f"PGD-{steps} (step {step_size:.3g}), highest-loss iterate", len(x), eps)
+
+
+def _stored_attack(store: ArtifactCache | None, model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict,
+                   attack) -> dict:
+    """``attack()``, or with ``store`` the result stored for this model's weights, these images and
+    ``settings`` (made by ``attack()`` and stored the first time)."""
+    if store is None:
+        return attack()
+    key = {"weights": weights_fingerprint(model), "images": fingerprint(x, y), **settings}
+    return store.get_or_create("diagnosis_attacks", key, attack, fmt="torch",
+                               work=lambda made: {"attacked": made["attacked"]})
 
 
 def made_by_text(made_by: Sequence[str]) -> str:
