@@ -63,7 +63,7 @@ def test_the_gap_plot_has_a_row_of_panels_per_dataset():
 
 
 def test_the_explorer_widget_redraws_into_an_image_not_an_output_widget():
-    # An Output widget (as in ipywidgets.interactive) makes nbclient, under papermill and nbval, send
+    # An Output widget (as in ipywidgets.interactive) makes nbclient, papermill's executor, send
     # on the shell channel while it waits there for the cell's reply; chapter 3's runs hung on it
     # (jupyter/nbclient#312). The explorer draws into an Image widget instead.
     import ipywidgets as widgets

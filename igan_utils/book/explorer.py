@@ -109,10 +109,10 @@ def _figure_widget(draw, **controls):
     """The controls above an image of ``draw(**their values)`` (a matplotlib figure), redrawn when one
     changes.
 
-    Not ``ipywidgets.interactive``: its Output widget makes a headless executor (nbclient, under
-    papermill and nbval) act as the frontend and send comm messages on the shell channel while it
-    waits there for the cell's reply, which it then sometimes never reads, and the run hangs
-    (jupyter/nbclient#312; chapter 3 hung in 3 of 8 runs). An Image widget asks nothing of the frontend.
+    Not ``ipywidgets.interactive``: its Output widget makes nbclient (papermill's executor) act as the
+    frontend and send comm messages on the shell channel while it waits there for the cell's reply,
+    which it then sometimes never reads, and the run hangs (jupyter/nbclient#312; chapter 3 hung in 3
+    of 8 runs). An Image widget asks nothing of the frontend.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
