@@ -171,3 +171,22 @@ def test_chapter_4_says_what_one_seed_leaves_undecided():
     assert "one seed of each model" in one and "left undecided" in one and "chapter 6" in one
     three = pd.DataFrame([{**row, "seed": s} for s in range(3)])
     assert "left undecided" not in findings.information_vs_vulnerability(three, {"mnist": "MNIST-10k"})
+
+
+def test_chapter_4_answers_in_three_plain_sentences_above_its_details():
+    ranking = pd.DataFrame({"method": ["natural", "pgd", "pgd"], "pool": ["max", "max", "avg"],
+                            "judge": ["independent"] * 3, "taps": [["conv4"], ["conv1", "pool2"], ["fc2"]],
+                            "left_out": [[], [], []]})
+    correlation = pd.DataFrame({"method": ["natural", "pgd", "pgd"], "pool": ["max", "max", "avg"],
+                                "judge": ["independent"] * 3, "verdict": ["does not support", "supports", "contradicts"]})
+    pooling = pd.DataFrame({"verdict": ["supports", "is inconclusive about", "contradicts"], "masked": ["", "", "avg/pgd/s0"]})
+    lead = findings.diagnosis_summary(ranking, correlation, pooling)
+    assert lead.startswith("**In short.**")
+    assert "natural training, max pooling at conv4; adversarial (PGD) training, max pooling at conv1 and pool2, " \
+           "average pooling at fc2." in lead
+    assert "significantly more vulnerable in 1 of the 3 models (max pooling, adversarial (PGD) training)" in lead
+    assert "significantly less in 1" in lead and "chapter 6 decides claim 4" in lead  # one seed: no verdict here
+    assert "clearly less vulnerability than max pooling in 1 of 2 comparisons and clearly more in 0" in lead
+    assert "Left out of that count: 1 comparison with a masked model." in lead
+    text = findings.answer("A.", "B.", profile="quick", lead=lead)
+    assert text == lead + "\n\n- A.\n- B."

@@ -29,7 +29,7 @@ from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS
 from .verdicts import family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
-           "interpretation_quality", "judge", "mixing", "most_vulnerable", "attack_comparison",
+           "interpretation_quality", "judge", "mixing", "most_vulnerable", "diagnosis_summary", "attack_comparison",
            "information_vs_vulnerability", "pooling_layers", "pooling_verdict", "recipe", "family",
            "quality_claim", "rows_claim", "diagnosis_claim", "pooling_claim", "family_claim", "answer", "glued",
            "claims_table"]
@@ -173,6 +173,41 @@ def most_vulnerable(ranking: pd.DataFrame, labels: Mapping[str, str]) -> str:
         f"{_taps(rows[ds, method, pool, 'self'])}." for ds, method, pool in models)
 
 
+def diagnosis_summary(ranking: pd.DataFrame, correlation: pd.DataFrame, pooling: pd.DataFrame) -> str:
+    """Chapter 4's answer in three plain sentences, read above its details: where the independent judge
+    finds the most vulnerability per training (``ranking``: ``layers.most_vulnerable``), in how many
+    models information loss predicts vulnerability over the taps (``correlation``:
+    ``verdicts.tap_correlations``), and how the pooling-layer comparisons came out (``pooling``, as
+    for :func:`pooling_layers`; masked rows count as left out)."""
+    independent = ranking[ranking["judge"] == "independent"]
+    where = "; ".join(f"{training_name(method)} training, " + ", ".join(
+        f"{_POOL_NAMES.get(r['pool'], r['pool'] + ' pooling')} at {' and '.join(r['taps']) or 'no faithful tap'}"
+        for r in part.to_dict("records")) for method, part in independent.groupby("method", sort=False))
+    text = f"**In short.** The independent judge sees the true class lost mostly at these layers: {where}."
+
+    rows = correlation[correlation["judge"] == "independent"].to_dict("records")
+    significant = [f"{_POOL_NAMES.get(r['pool'], r['pool'])}, {training_name(r['method'])} training"
+                   for r in rows if r["verdict"] == "supports"]
+    against = sum(r["verdict"] == "contradicts" for r in rows)
+    text += (f" Over the layers of one model, those that lose more information are significantly more vulnerable in "
+             f"{len(significant)} of the {len(rows)} models{' (' + '; '.join(significant) + ')' if significant else ''}"
+             f", significantly less in {against}, and neither in the rest")
+    seeds = correlation["seed"].nunique() if "seed" in correlation else 1
+    text += (f"; with {'one seed' if seeds == 1 else f'{seeds} seeds'} per model that decides nothing across seeds, "
+             f"and chapter 6 decides claim 4." if seeds < MIN_VERDICT_SEEDS else ".")
+
+    compared = pooling[~pooling["masked"].astype(bool)] if "masked" in pooling else pooling
+    if len(compared):
+        less, more = (compared["verdict"] == "supports").sum(), (compared["verdict"] == "contradicts").sum()
+        text += (f" At the pooling layers, average pooling contributes clearly less vulnerability than max pooling in "
+                 f"{less} of {len(compared)} comparisons and clearly more in {more}; in the other "
+                 f"{len(compared) - less - more} the intervals overlap or the interpretation is unfaithful.")
+    left_out = len(pooling) - len(compared)
+    if left_out:
+        text += f" Left out of that count: {left_out} comparison{'s' * (left_out != 1)} with a masked model."
+    return text
+
+
 def attack_comparison(compare: pd.DataFrame, r_first: pd.DataFrame, first_tap: str) -> str:
     """Chapter 4: whether x′ from the ensemble and from PGD name the same most vulnerable taps per
     model and judge (``compare``: both ``layers.most_vulnerable`` tables merged, with columns
@@ -299,13 +334,15 @@ def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
     return "; ".join(said) or "untested"
 
 
-def answer(*sentences: str, profile: str) -> str:
+def answer(*sentences: str, profile: str, lead: str = "") -> str:
     """A chapter's "What we found": its sentences in order, and, in ``smoke``, the reminder that its
-    numbers test the pipeline and are not results."""
-    text = " ".join(s.strip() for s in sentences if s and s.strip())
+    numbers test the pipeline and are not results. With a ``lead`` (a short answer in plain words),
+    the lead comes first and each of the sentences becomes one item of a list of details below it."""
+    parts = [s.strip() for s in sentences if s and s.strip()]
+    text = lead + "\n\n" + "\n".join(f"- {s}" for s in parts) if lead else " ".join(parts)
     if profile == "smoke":
-        text += (" (Profile `smoke`: a few hundred images and seconds of training test the pipeline; these numbers "
-                 "are not results.)")
+        text += ("\n\n" if lead else " ") + ("(Profile `smoke`: a few hundred images and seconds of training test the "
+                                            "pipeline; these numbers are not results.)")
     return text
 
 
