@@ -190,3 +190,21 @@ def test_chapter_4_answers_in_three_plain_sentences_above_its_details():
     assert "Left out of that count: 1 comparison with a masked model." in lead
     text = findings.answer("A.", "B.", profile="quick", lead=lead)
     assert text == lead + "\n\n- A.\n- B."
+
+
+def test_chapter_5_answers_the_paper_s_pooling_claim_in_plain_words():
+    row = {"a": "avg", "b": "max", "data_label": "MNIST-10k", "evidence": "estimates"}
+    comparison = pd.DataFrame([{**row, "method": "natural", "avg_mean": 0.0, "max_mean": 0.0, "winner": "none"},
+                               {**row, "method": "pgd", "avg_mean": 0.906, "max_mean": 0.896, "winner": "none"}])
+    lead = findings.pooling_summary(comparison)
+    assert lead == ("**In short.** Natural training on MNIST-10k: average pooling 0.0%, max pooling 0.0%; no difference "
+                    "beyond the interval. Adversarial (PGD) training on MNIST-10k: average pooling 90.6%, max pooling "
+                    "89.6%; no difference beyond the interval, which does not bear out the paper's claim that average "
+                    "pooling is more robust than max pooling.")
+    won = comparison.assign(winner=["none", "max"])
+    assert "max pooling is the more robust, which contradicts the paper's claim" in findings.pooling_summary(won)
+    bound = comparison.assign(winner=["none", "avg"], evidence=["estimates", "bound on max"])
+    assert ("average pooling is the more robust (the other's number an upper bound), which supports"
+            in findings.pooling_summary(bound))
+    why = "no verdict: both avg and max have masked models, so both numbers are upper bounds"
+    assert f"{why}, which leaves undecided" in findings.pooling_summary(comparison.assign(winner="", verdict=why))

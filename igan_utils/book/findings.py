@@ -30,7 +30,7 @@ from .verdicts import family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
            "interpretation_quality", "judge", "mixing", "most_vulnerable", "diagnosis_summary", "attack_comparison",
-           "information_vs_vulnerability", "pooling_layers", "pooling_verdict", "recipe", "family",
+           "information_vs_vulnerability", "pooling_layers", "pooling_verdict", "pooling_summary", "recipe", "family",
            "quality_claim", "rows_claim", "diagnosis_claim", "pooling_claim", "family_claim", "answer", "glued",
            "claims_table"]
 
@@ -262,6 +262,34 @@ def pooling_verdict(comparison: pd.DataFrame, *, attack: str) -> str:
     ``verdicts.sequential_comparison``), by the rules of the method page."""
     return " ".join(comparison_sentence(r, data_label=r["data_label"], method=training_name(r["method"]), attack=attack)
                     for r in comparison.to_dict("records"))
+
+
+def pooling_summary(comparison: pd.DataFrame, *, low: str = "avg") -> str:
+    """Chapter 5's answer in plain words, read above its details: per row of the pooling comparison
+    (``verdicts.compare_pools`` or ``verdicts.sequential_comparison``) both poolings' robust accuracy and
+    the verdict, and, for adversarial training, what it says of the paper's claim that ``low`` pooling is
+    the more robust."""
+    said = []
+    for r in comparison.to_dict("records"):
+        a, b = r["a"], r["b"]
+        name = {p: _POOL_NAMES.get(p, f"{p} pooling") for p in (a, b)}
+        other = b if low == a else a
+        measured = (f"{training_name(r['method'])} training on {r['data_label']}: {name[a]} {_percent(r[f'{a}_mean'])}, "
+                    f"{name[b]} {_percent(r[f'{b}_mean'])}")
+        if r["winner"] == "none":
+            verdict = "no difference beyond the interval"
+        elif r["winner"]:
+            verdict = f"{name[r['winner']]} is the more robust" + (" (the other's number an upper bound)"
+                                                                   if r["evidence"] != "estimates" else "")
+        else:
+            verdict = r["verdict"]  # says why: masked models on both sides, or too few seeds
+        claim = ""
+        if r["method"] != "natural":
+            claim = {low: ", which supports", other: ", which contradicts", "none": ", which does not bear out"}.get(
+                r["winner"], ", which leaves undecided")
+            claim += f" the paper's claim that {name[low]} is more robust than {name[other]}"
+        said.append(f"{measured[0].upper()}{measured[1:]}; {verdict}{claim}.")
+    return "**In short.** " + " ".join(said) if said else ""
 
 
 def recipe(summary: pd.DataFrame, *, images: int) -> str:
