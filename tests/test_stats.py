@@ -244,6 +244,11 @@ def test_the_family_sentence_gives_rule_9_s_verdict(models, group_rho, group_p, 
     text = findings.family_sentence(row, variants=["max", "avg", "strided", "blur", "lp"])
     assert verdict in text and "MNIST-10k" in text
     assert ("interval over seeds [-1.00, +0.20]" in text) == (models >= 3)
+    # the verdict under the rule as first written (the whole seed interval negative) is said beside it
+    assert ("as first written" in text and text.endswith("would be inconclusive.")) == (models >= 3)
+    if models >= 3:
+        negative = findings.family_sentence({**row, "ci_hi": -0.1}, variants=["max", "avg", "strided", "blur", "lp"])
+        assert negative.endswith("would be supported.")
 
 
 def _recipes(avg_masked: dict, epochs: int = 4) -> pd.DataFrame:

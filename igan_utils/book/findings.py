@@ -485,7 +485,14 @@ def family_sentence(row, *, variants: Sequence[str]) -> str:
             f"({', '.join(variants)}; {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}), {test}, which "
             f"{'cannot test' if verdict == 'cannot test' else verdict} the hypothesis (rule 9). Over all models the "
             f"rank correlation of information loss at the downsampling layers (decoder MSE) with AutoAttack robust "
-            f"accuracy is {row['rho']:+.2f}, 95% interval over seeds [{row['ci_lo']:+.2f}, {row['ci_hi']:+.2f}].")
+            f"accuracy is {row['rho']:+.2f}, 95% interval over seeds [{row['ci_lo']:+.2f}, {row['ci_hi']:+.2f}]; under "
+            f"rule 9 as first written (changed before this run: the claim supported when that whole interval is "
+            f"negative) the verdict would be {_first_rule_9(row)}.")
+
+
+def _first_rule_9(row) -> str:
+    """Rule 9 as first written (method page), on the seed interval of the correlation over all models."""
+    return "supported" if row["ci_hi"] < 0 else "contradicted" if row["ci_lo"] > 0 else "inconclusive"
 
 
 
