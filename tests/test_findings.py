@@ -208,3 +208,21 @@ def test_chapter_5_answers_the_paper_s_pooling_claim_in_plain_words():
             in findings.pooling_summary(bound))
     why = "no verdict: both avg and max have masked models, so both numbers are upper bounds"
     assert f"{why}, which leaves undecided" in findings.pooling_summary(comparison.assign(winner="", verdict=why))
+
+
+def test_chapter_6_answers_in_plain_words_which_way_each_measure_ranks_the_poolings():
+    base = {"data_label": "MNIST-10k", "method": "pgd", "models": 15, "seeds": 3, "groups": 5, "group_min_p": 0.033}
+    correlation = pd.DataFrame([{**base, "measure": "il_downsampling", "group_rho": 0.62, "group_p": 0.3},
+                                {**base, "measure": "linear_downsampling", "group_rho": -0.82, "group_p": 0.13},
+                                {**base, "measure": "il_pool1", "group_rho": 0.56, "group_p": 0.37}])
+    adversarial = pd.DataFrame({"data_label": "MNIST-10k", "method": "pgd", "pool": ["max", "max", "avg", "blur"],
+                                "robust_acc": [0.87, 0.88, 0.885, 0.5], "masked": [False, False, False, True]})
+    lead = findings.family_summary(correlation, adversarial=adversarial)
+    assert lead.startswith("**In short.** Not decided on MNIST-10k.")
+    assert "87.5% to 88.5% robust on average" in lead  # the masked blur model is left out
+    assert ("Ranked by the decoder's error, the layers that lose more information give the more robust models, against "
+            "the claim (ρ = +0.62 over the variants' means, p = 0.3); ranked by the affine map's, the other way "
+            "(ρ = -0.82, p = 0.13).") in lead
+    supported = correlation.assign(group_rho=-1.0, group_p=0.017)
+    assert findings.family_summary(supported, adversarial=adversarial).startswith("**In short.** Supported")
+    assert "Untested" in findings.family_summary(correlation.assign(models=2), adversarial=adversarial)

@@ -111,7 +111,8 @@ def test_running_a_notebook_again_in_the_same_kernel_ignores_the_names_its_cells
 
 
 def test_a_chapter_budget_changes_only_its_chapter_and_is_stated(monkeypatch):
-    monkeypatch.setitem(profiles.CHAPTER_BUDGETS, "quick", {"06_pooling_family": {"eval_size": 200}})
+    same = profiles.PROFILES["quick"]["family_pools"]  # a value equal to the book's is no cut
+    monkeypatch.setitem(profiles.CHAPTER_BUDGETS, "quick", {"06_pooling_family": {"eval_size": 200, "family_pools": same}})
     family = profiles.resolve("06_pooling_family", "quick")
     assert family.eval_size == 200 and profiles.resolve("05_sweeps", "quick").eval_size == 1000
     assert family.cuts == {"eval_size": (200, 1000)} and family.changed == {}

@@ -31,7 +31,7 @@ from .verdicts import family_verdict
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
            "interpretation_quality", "judge", "mixing", "most_vulnerable", "diagnosis_summary", "attack_comparison",
            "information_vs_vulnerability", "pooling_layers", "pooling_verdict", "pooling_summary", "recipe", "family",
-           "quality_claim", "rows_claim", "diagnosis_claim", "pooling_claim", "family_claim", "answer", "glued",
+           "family_summary", "quality_claim", "rows_claim", "diagnosis_claim", "pooling_claim", "family_claim", "answer", "glued",
            "claims_table"]
 
 # The paper's claims (its abstract's wording), the chapter that decides each, and the glue name of
@@ -311,6 +311,37 @@ def family(correlation: pd.DataFrame, *, adversarial: pd.DataFrame, variants: Se
         cut = ", ".join(f"{name} {own} instead of {book}" for name, (own, book) in cuts.items())
         text += f" This chapter runs its own budget in the `{profile}` profile ({cut})."
     return text
+
+
+def family_summary(correlation: pd.DataFrame, *, adversarial: pd.DataFrame) -> str:
+    """Chapter 6's answer in plain words, read above its details: rule 9's verdict, how far apart the
+    variants' robust accuracies are (mean over the unmasked seeds of ``adversarial``), and which way
+    each measure of information loss ranks them (``correlation`` as for :func:`family`: rows
+    ``il_downsampling``, the decoder's error, and ``linear_downsampling``, the affine map's)."""
+    def direction(rho: float) -> str:
+        return ("the layers that lose more information give the less robust models, as the claim says" if rho < 0
+                else "the layers that lose more information give the more robust models, against the claim")
+
+    said = []
+    unmasked = adversarial[~adversarial["masked"].fillna(False).astype(bool)]
+    for (label, method), part in correlation.groupby(["data_label", "method"], sort=False):
+        rows = part.set_index("measure")
+        r = rows.loc["il_downsampling"]
+        if r["models"] < MIN_CORRELATION_MODELS or pd.isna(r["group_rho"]):
+            said.append(f"Untested on {label}: {r['models']} unmasked adversarially trained models.")
+            continue
+        word = {"supports": "Supported", "contradicts": "Contradicted"}.get(family_verdict(r), "Not decided")
+        means = unmasked[(unmasked["data_label"] == label) & (unmasked["method"] == method)].groupby("pool")["robust_acc"].mean()
+        text = (f"{word} on {label}. The {r['groups']} downsampling layers' adversarially trained models are "
+                f"{_percent(means.min())} to {_percent(means.max())} robust on average. Ranked by the decoder's error, "
+                f"{direction(r['group_rho'])} (ρ = {r['group_rho']:+.2f} over the variants' means, p = {r['group_p']:.2g})")
+        if "linear_downsampling" in rows.index and not pd.isna(rows.loc["linear_downsampling", "group_rho"]):
+            lin = rows.loc["linear_downsampling"]
+            text += (f"; ranked by the affine map's, "
+                     f"{'the same' if (lin['group_rho'] < 0) == (r['group_rho'] < 0) else 'the other way'} "
+                     f"(ρ = {lin['group_rho']:+.2f}, p = {lin['group_p']:.2g})")
+        said.append(text + f". Rule 9 decides at p < {ALPHA:g} on the decoder's ranking.")
+    return "**In short.** " + " ".join(said) if said else ""
 
 
 def quality_claim(quality: pd.DataFrame, target: float = 0.9) -> str:

@@ -240,7 +240,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 CHAPTER_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     # Chapter 6 trains 2 models per point. Its quick study answers claim 4 at the smallest budget whose
     # design can detect a strong correlation (method page, "Rules of the verdicts", rule 9): all five
-    # poolings × 3 seeds (max and avg reuse chapter 5's models and attacks), 500 test images.
+    # poolings × 3 seeds (max and avg share chapter 5's models and attacks), 500 test images.
     "quick": {"06_pooling_family": {"family_pools": ["max", "avg", "strided", "blur", "lp"], "sweep_seeds": [0, 1, 2],
                                     "eval_size": 500}},
 }
@@ -281,9 +281,10 @@ class Params(Mapping):
     @property
     def cuts(self) -> dict[str, tuple[Any, Any]]:
         """This chapter's own budget in its profile (:data:`CHAPTER_BUDGETS`): name → (the chapter's
-        value, the rest of the book's value)."""
+        value, the rest of the book's value), for the values that differ."""
         own = CHAPTER_BUDGETS.get(self._profile, {}).get(self._notebook, {})
-        return {name: (value, PROFILES[self._profile][name]) for name, value in own.items()}
+        return {name: (value, PROFILES[self._profile][name]) for name, value in own.items()
+                if value != PROFILES[self._profile][name]}
 
     def summary(self) -> str:
         """One line: the profile, this chapter's own budget in it, and the parameters that differ."""
