@@ -211,7 +211,8 @@ def test_chapter_5_answers_the_paper_s_pooling_claim_in_plain_words():
 
 
 def test_chapter_6_answers_in_plain_words_which_way_each_measure_ranks_the_poolings():
-    base = {"data_label": "MNIST-10k", "method": "pgd", "models": 15, "seeds": 3, "groups": 5, "group_min_p": 0.033}
+    base = {"data_label": "MNIST-10k", "method": "pgd", "models": 15, "seeds": 3, "groups": 5, "group_min_p": 0.033,
+            "rho": 0.5}
     correlation = pd.DataFrame([{**base, "measure": "il_downsampling", "group_rho": 0.62, "group_p": 0.3},
                                 {**base, "measure": "linear_downsampling", "group_rho": -0.82, "group_p": 0.13},
                                 {**base, "measure": "il_pool1", "group_rho": 0.56, "group_p": 0.37}])
@@ -226,3 +227,11 @@ def test_chapter_6_answers_in_plain_words_which_way_each_measure_ranks_the_pooli
     supported = correlation.assign(group_rho=-1.0, group_p=0.017)
     assert findings.family_summary(supported, adversarial=adversarial).startswith("**In short.** Supported")
     assert "Untested" in findings.family_summary(correlation.assign(models=2), adversarial=adversarial)
+    variants = ["max", "avg", "strided", "blur", "lp"]
+    assert findings.family_claim(correlation, variants=variants) == (
+        "Not decided (ρ over the 5 poolings' means +0.62, permutation p = 0.3, sign against the claim; 15 unmasked "
+        "models, 5 poolings × 3 seeds)")
+    assert "-0.40, permutation p = 0.5, sign as the claim says;" in findings.family_claim(
+        correlation.assign(group_rho=-0.4, group_p=0.5), variants=variants)
+    supported_claim = findings.family_claim(supported, variants=variants)
+    assert supported_claim.startswith("Supported (ρ over the 5 poolings' means -1.00, permutation p = 0.017; ")

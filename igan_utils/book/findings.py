@@ -380,7 +380,8 @@ def pooling_claim(comparison: pd.DataFrame) -> str:
 
 def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
     """Claim 4 in one line: rule 9's verdict on the pooling family (``verdicts.family_verdict``), with the
-    correlation of the variants' means, its p-value and the models it rests on."""
+    correlation of the variants' means, its p-value and the models it rests on; an undecided verdict says
+    which way its sign points (negative: more information lost, less robust, as the claim says)."""
     said = []
     for r in correlation[correlation["measure"] == "il_downsampling"].to_dict("records"):
         verdict = family_verdict(r) if r["models"] >= 3 and not pd.isna(r["rho"]) else "cannot test"
@@ -388,8 +389,11 @@ def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
             said.append(f"Untested: {r['models']} unmasked models")
             continue
         word = {"supports": "Supported", "contradicts": "Contradicted"}.get(verdict, "Not decided")
+        sign = "" if word != "Not decided" else (", sign as the claim says" if r["group_rho"] < 0
+                                                 else ", sign against the claim")
         said.append(f"{word} (ρ over the {r['groups']} poolings' means {r['group_rho']:+.2f}, permutation p = "
-                    f"{r['group_p']:.2g}; {r['models']} unmasked models, {len(variants)} poolings × {r['seeds']} seeds)")
+                    f"{r['group_p']:.2g}{sign}; {r['models']} unmasked models, {len(variants)} poolings × "
+                    f"{r['seeds']} seeds)")
     return "; ".join(said) or "untested"
 
 
