@@ -233,5 +233,9 @@ def test_chapter_6_answers_in_plain_words_which_way_each_measure_ranks_the_pooli
         "models, 5 poolings × 3 seeds)")
     assert "-0.40, permutation p = 0.5, sign as the claim says;" in findings.family_claim(
         correlation.assign(group_rho=-0.4, group_p=0.5), variants=variants)
+    tied = correlation.assign(group_rho=0.0, group_p=1.0)
+    assert "information loss does not order the models' robustness (ρ = +0.00" in findings.family_summary(
+        tied, adversarial=adversarial)
+    assert "+0.00, permutation p = 1; 15" in findings.family_claim(tied, variants=variants)
     supported_claim = findings.family_claim(supported, variants=variants)
     assert supported_claim.startswith("Supported (ρ over the 5 poolings' means -1.00, permutation p = 0.017; ")

@@ -319,6 +319,8 @@ def family_summary(correlation: pd.DataFrame, *, adversarial: pd.DataFrame) -> s
     each measure of information loss ranks them (``correlation`` as for :func:`family`: rows
     ``il_downsampling``, the decoder's error, and ``linear_downsampling``, the affine map's)."""
     def direction(rho: float) -> str:
+        if rho == 0:
+            return "information loss does not order the models' robustness"
         return ("the layers that lose more information give the less robust models, as the claim says" if rho < 0
                 else "the layers that lose more information give the more robust models, against the claim")
 
@@ -389,8 +391,8 @@ def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
             said.append(f"Untested: {r['models']} unmasked models")
             continue
         word = {"supports": "Supported", "contradicts": "Contradicted"}.get(verdict, "Not decided")
-        sign = "" if word != "Not decided" else (", sign as the claim says" if r["group_rho"] < 0
-                                                 else ", sign against the claim")
+        sign = ("" if word != "Not decided" or r["group_rho"] == 0 else
+                ", sign as the claim says" if r["group_rho"] < 0 else ", sign against the claim")
         said.append(f"{word} (ρ over the {r['groups']} poolings' means {r['group_rho']:+.2f}, permutation p = "
                     f"{r['group_p']:.2g}{sign}; {r['models']} unmasked models, {len(variants)} poolings × "
                     f"{r['seeds']} seeds)")
