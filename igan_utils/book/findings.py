@@ -313,6 +313,11 @@ def family(correlation: pd.DataFrame, *, adversarial: pd.DataFrame, variants: Se
     return text
 
 
+def _claim_side(rho: float) -> str:
+    """Which side of claim 4 a nonzero correlation of information loss with robust accuracy lies on."""
+    return "as the claim says" if rho < 0 else "against the claim"
+
+
 def family_summary(correlation: pd.DataFrame, *, adversarial: pd.DataFrame) -> str:
     """Chapter 6's answer in plain words, read above its details: rule 9's verdict, how far apart the
     variants' robust accuracies are (mean over the unmasked seeds of ``adversarial``), and which way
@@ -321,8 +326,8 @@ def family_summary(correlation: pd.DataFrame, *, adversarial: pd.DataFrame) -> s
     def direction(rho: float) -> str:
         if rho == 0:
             return "information loss does not order the models' robustness"
-        return ("the layers that lose more information give the less robust models, as the claim says" if rho < 0
-                else "the layers that lose more information give the more robust models, against the claim")
+        return (f"the layers that lose more information give the {'less' if rho < 0 else 'more'} robust models, "
+                f"{_claim_side(rho)}")
 
     said = []
     unmasked = adversarial[~adversarial["masked"].fillna(False).astype(bool)]
@@ -391,8 +396,7 @@ def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
             said.append(f"Untested: {r['models']} unmasked models")
             continue
         word = {"supports": "Supported", "contradicts": "Contradicted"}.get(verdict, "Not decided")
-        sign = ("" if word != "Not decided" or r["group_rho"] == 0 else
-                ", sign as the claim says" if r["group_rho"] < 0 else ", sign against the claim")
+        sign = f", sign {_claim_side(r['group_rho'])}" if word == "Not decided" and r["group_rho"] != 0 else ""
         said.append(f"{word} (ρ over the {r['groups']} poolings' means {r['group_rho']:+.2f}, permutation p = "
                     f"{r['group_p']:.2g}{sign}; {r['models']} unmasked models, {len(variants)} poolings × "
                     f"{r['seeds']} seeds)")
