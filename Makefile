@@ -9,17 +9,21 @@ PROFILE ?= smoke
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Tests use the offline MNIST-10k beside the checkout when it is there (and nothing else is set).
+# Offline data lives in data/, the package's default data folder (unless IGAN_DATA_DIR is set): the
+# MNIST-10k beside the checkout is linked there when it is there, and Fashion-MNIST is laid out there
+# from Debian's package dataset-fashion-mnist on first use (a folder we can write, unlike ../shared).
 SHARED_DATA := $(abspath ../shared/data)
 ifeq ($(IGAN_DATA_DIR),)
-ifneq ($(wildcard $(SHARED_DATA)/MNIST/raw),)
-TEST_DATA := IGAN_DATA_DIR=$(SHARED_DATA)
-endif
+DATA := $(if $(wildcard $(SHARED_DATA)/MNIST/raw),data/MNIST)
+TEST_DATA := IGAN_DATA_DIR=$(abspath data)
 endif
 
 .PHONY: install book published test unit nbval lab benchmark clean
 
 install: $(STAMP)
+
+data/MNIST:
+	mkdir -p data && ln -sfn $(SHARED_DATA)/MNIST data/MNIST
 
 # Reinstalls only when pyproject.toml changes; a second run finds everything in place.
 $(STAMP): pyproject.toml
@@ -28,19 +32,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-book: $(STAMP)
+book: $(STAMP) $(DATA)
 	$(PY) -m igan_utils.book --profile $(PROFILE) $(ARGS)
 
 published: $(STAMP)
 	$(PY) -m igan_utils.book --published
 
-test: $(STAMP)
+test: $(STAMP) $(DATA)
 	$(TEST_DATA) $(PY) -m pytest
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
-benchmark: $(STAMP)
+benchmark: $(STAMP) $(DATA)
 	$(TEST_DATA) $(PY) benchmarks/attacks.py
 	$(TEST_DATA) $(PY) benchmarks/training.py
 

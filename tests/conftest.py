@@ -1,4 +1,4 @@
-"""Shared fixtures: the offline MNIST-10k, a generated CIFAR-10-format folder, small trained models; and a
+"""Shared fixtures: the offline MNIST-10k, Fashion-MNIST from Debian's package, a generated CIFAR-10-format folder, small trained models; and a
 kernel counter for tests of how much work a step launches."""
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ def mnist_dir() -> Path:
 def mnist(mnist_dir) -> data.Splits:
     return data.load_splits("mnist", data_dir=mnist_dir, train_size=2000, val_size=200,
                             test_size=500, split_seed=0, download=False)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory) -> Path:
+    """Full Fashion-MNIST, laid out by the real loader from Debian's ``dataset-fashion-mnist`` into a
+    fresh folder. Without the package the tests that need it skip, except in CI (which installs it)."""
+    if not data.FASHION_SOURCE.is_dir():
+        message = f"no {data.FASHION_SOURCE}: apt-get install dataset-fashion-mnist (.ci/run installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    folder = tmp_path_factory.mktemp("fashion-data")
+    data.prepare_fashion_mnist(folder)
+    return folder
 
 
 def write_cifar10(folder: Path, per_batch: int = 20, seed: int = 0) -> Path:

@@ -1,5 +1,11 @@
+import gzip
+import hashlib
+import os
+
+import numpy as np
 import pytest
 import torch
+import torchvision
 
 from igan_utils.method import data
 
@@ -72,7 +78,7 @@ def test_cifar10_loader_reads_the_official_layout(cifar_dir):
 
 
 def test_unknown_dataset_and_split():
-    with pytest.raises(ValueError, match="valid: mnist, cifar10"):
+    with pytest.raises(ValueError, match="valid: mnist, fashion, cifar10"):
         data.load("imagenet")
     with pytest.raises(ValueError, match="split"):
         data.load("mnist", "validation")
@@ -117,3 +123,67 @@ def test_a_data_path_that_is_a_file_says_so(tmp_path):
     file.write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
         data.load("mnist", "train", data_dir=file, download=False)
+
+
+def test_fashion_mnist_is_laid_out_from_debian_and_read_by_torchvision(fashion_dir):
+    raw = fashion_dir / "FashionMNIST" / "raw"
+    assert sorted(f.name for f in raw.iterdir()) == sorted(data.FASHION_MD5)  # no temporary file left
+    train = data.load("fashion", "train", data_dir=fashion_dir, download=False)
+    test = data.load("fashion", "test", data_dir=fashion_dir, download=False)
+    assert (len(train), len(test)) == (60000, 10000) and train.image_shape == (1, 28, 28)
+    assert train.class_counts() == [6000] * 10 and test.class_counts() == [1000] * 10
+    assert train.classes[0] == "T-shirt/top" and train.classes[9] == "Ankle boot"
+    splits = data.load_splits("fashion", data_dir=fashion_dir, train_size=300, val_size=50, test_size=40,
+                              download=False)
+    assert splits.label == "Fashion-MNIST" and (len(splits.train), len(splits.val), len(splits.test)) == (300, 50, 40)
+    x, y = splits.test.tensors()
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and x.mean() > 0.1  # clothes, not blank
+
+
+def _idx_gz(path, magic: int, values: np.ndarray) -> bytes:
+    payload = bytes([0, 0, 8, magic]) + b"".join(int(d).to_bytes(4, "big") for d in values.shape) + values.tobytes()
+    path.write_bytes(gzip.compress(payload))
+    return payload
+
+
+def _fake_fashion_source(folder):
+    """Four small gzipped idx files in Debian's layout, and their md5s (the real ones cannot match)."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    md5 = {}
+    for stem, n in (("train", 30), ("t10k", 10)):
+        images = _idx_gz(folder / f"{stem}-images-idx3-ubyte.gz", 3, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        labels = _idx_gz(folder / f"{stem}-labels-idx1-ubyte.gz", 1, (np.arange(n) % 10).astype(np.uint8))
+        md5[f"{stem}-images-idx3-ubyte"] = hashlib.md5(images).hexdigest()
+        md5[f"{stem}-labels-idx1-ubyte"] = hashlib.md5(labels).hexdigest()
+    return folder, md5
+
+
+def test_fashion_layout_checks_every_file_and_says_how_to_fix_it(tmp_path, monkeypatch):
+    source, md5 = _fake_fashion_source(tmp_path / "debian")
+    with pytest.raises(data.DataCorruptError, match=r"does not hold the original train-images-idx3-ubyte.*"
+                                                    r"apt-get install dataset-fashion-mnist"):
+        data.prepare_fashion_mnist(tmp_path / "a", source=source)  # not the original bytes
+    assert not list((tmp_path / "a").rglob("*-ubyte"))  # nothing half-made is left to be read later
+    monkeypatch.setattr(data, "FASHION_MD5", md5)
+    raw = data.prepare_fashion_mnist(tmp_path / "b", source=source)
+    assert raw == tmp_path / "b" / "FashionMNIST" / "raw"
+    assert len(torchvision.datasets.FashionMNIST(str(tmp_path / "b"), train=True, download=False)) == 30
+    (source / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(data.DataCorruptError, match="t10k-labels-idx1-ubyte.gz is not a whole gzip file"):
+        data.prepare_fashion_mnist(tmp_path / "c", source=source)
+    with pytest.raises(data.DataNotFoundError, match=r"(?s)does not exist.*Fix: apt-get install dataset-fashion-mnist"):
+        data.prepare_fashion_mnist(tmp_path / "d", source=tmp_path / "nowhere")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(OSError, match=r"cannot write Fashion-MNIST into .*IGAN_DATA_DIR"):
+        data.prepare_fashion_mnist(blocked, source=source)
+
+
+def test_fashion_without_debian_package_or_files_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FASHION_SOURCE", tmp_path / "not-installed")
+    with pytest.raises(data.DataNotFoundError) as error:
+        data.load("fashion", data_dir=tmp_path / "empty", download=False)
+    message = str(error.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "IGAN_DATA_DIR" in message
+    assert str(tmp_path / "empty" / "FashionMNIST" / "raw") in message

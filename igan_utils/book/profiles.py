@@ -14,6 +14,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from ..method.data import DATASETS
 from ..method.models import POOLS
 from ..method.validation import MIN_RESAMPLES
 
@@ -85,8 +86,8 @@ def _convert(name: str, value: Any, kind: type) -> Any:
 
 PARAMS: dict[str, Param] = {
     # data
-    "datasets": Param(str, "datasets the chapter covers", is_list=True, choices=("mnist", "cifar10")),
-    "dataset": Param(str, "dataset of this run", choices=("mnist", "cifar10")),
+    "datasets": Param(str, "datasets the chapter covers", is_list=True, choices=DATASETS),
+    "dataset": Param(str, "dataset of this run", choices=DATASETS),
     "data_dir": Param(str, "data folder (None: $IGAN_DATA_DIR, else ./data)", optional=True),
     "train_size": Param(int, "training images used (None: all)", optional=True, minimum=1),
     "val_size": Param(int, "images held out of training to monitor it", minimum=1),

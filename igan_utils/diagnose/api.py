@@ -194,10 +194,10 @@ def diagnose_model(model: nn.Module, taps: Sequence[str] | None, train, test, *,
             ``model.taps``.
         train, test: each a torch ``Dataset``, a ``DataLoader`` or an ``(images, labels)`` pair, images in
             [0, 1]; ``train`` trains the interpreters and decoders, ``test`` is attacked.
-        eps: the L∞ radius in pixel units of [0, 1] (0.3 for MNIST, 8/255 for CIFAR-10).
+        eps: the L∞ radius in pixel units of [0, 1] (0.3 for MNIST, 0.1 for Fashion-MNIST, 8/255 for CIFAR-10).
         judge: a classifier of the same classes and images, ``"self"``, or None (default) for the book's
             trusted judge, which needs ``dataset``.
-        dataset: ``"mnist"`` or ``"cifar10"`` for the book's judge and reference attack settings; None
+        dataset: ``"mnist"``, ``"fashion"`` or ``"cifar10"`` for the book's judge and reference attack settings; None
             (default) for other data.
         classes: names of the labels (default: their numbers).
         profile: a profile's name (default ``"quick"``) or resolved parameters (a chapter's), whose
@@ -282,8 +282,8 @@ def _judges(model, judge, dataset, P, store, progress) -> tuple[dict[str, nn.Mod
     if judge is not None:
         raise ValueError(f"judge must be a classifier (nn.Module), 'self' or None, got {judge!r}")
     if dataset is None:
-        raise ValueError("no judge: for data other than the book's MNIST or CIFAR-10 (dataset='mnist' or "
-                         "'cifar10'), pass judge= a classifier of the same classes trained independently "
+        raise ValueError("no judge: for data other than the book's MNIST, Fashion-MNIST or CIFAR-10 (dataset="
+                         "'mnist', 'fashion' or 'cifar10'), pass judge= a classifier of the same classes trained independently "
                          "(ideally adversarially), or judge='self'")
 
     splits = configs.splits_for(P, dataset)

@@ -68,7 +68,7 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
 
 
 def load_data(source: str, P) -> tuple[data.ImageSet, data.ImageSet, str | None]:
-    """``mnist`` or ``cifar10`` (the book's splits, from the data folder), or a torch file holding
+    """``mnist``, ``fashion`` or ``cifar10`` (the book's splits, from the data folder), or a torch file holding
     ``{"train": (images, labels), "test": (images, labels)}`` (optionally ``"classes"``)."""
     if source in data.DATASETS:
         splits = configs.splits_for(P, source)
@@ -114,7 +114,7 @@ def _input_shape(args, P) -> tuple[int, ...]:
                              f"got {args.input_shape!r}")
         return shape
     if args.data in data.DATASETS:
-        return {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[args.data]
+        return {"mnist": (1, 28, 28), "fashion": (1, 28, 28), "cifar10": (3, 32, 32)}[args.data]
     if args.data:
         return load_data(args.data, P)[0].image_shape
     raise ValueError("--list-taps needs --data or --input-shape C,H,W to run one forward pass")
@@ -130,11 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-taps", action="store_true", help="print the layers that can be tapped, and stop")
     parser.add_argument("--data", help=f"{' | '.join(data.DATASETS)} | PATH of a .pt file with train and test "
                         f"(images in [0, 1], labels)")
-    parser.add_argument("--data-dir", help="folder of MNIST/CIFAR-10 (default: $IGAN_DATA_DIR, else ./data)")
+    parser.add_argument("--data-dir", help="folder of MNIST/Fashion-MNIST/CIFAR-10 (default: $IGAN_DATA_DIR, else ./data)")
     parser.add_argument("--input-shape", metavar="C,H,W", help="input shape for --list-taps without --data")
     parser.add_argument("--eps", type=float, help="L∞ radius of the attack, in pixel units of [0, 1] (e.g. 0.3 for MNIST)")
     parser.add_argument("--judge", help="'self', or MODULE:FACTORY of an independent classifier (default for "
-                        "mnist/cifar10: the book's trusted judge)")
+                        "the book's datasets: the book's trusted judge)")
     parser.add_argument("--judge-weights", help="state dict of the --judge classifier")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=profiles.PROFILE_NAMES,
                         help="budgets (default: %(default)s)")

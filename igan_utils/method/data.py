@@ -1,12 +1,17 @@
-"""MNIST and CIFAR-10 through ``torchvision.datasets``, held in memory as uint8 tensors.
+"""MNIST, Fashion-MNIST and CIFAR-10 through ``torchvision.datasets``, held in memory as uint8 tensors.
 
 Images come out as float tensors in [0, 1] with shape (N, C, H, W); labels as int64 (N,).
 The data directory is ``data_dir``, else ``$IGAN_DATA_DIR``, else ``<project root>/data``.
+Fashion-MNIST needs no network: when its torchvision layout is missing, it is built from Debian's
+package ``dataset-fashion-mnist`` (:func:`prepare_fashion_mnist`).
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +26,21 @@ from .runtime import resolve_dir
 from .validation import check_label_tensor, check_layout, check_pixels
 
 DATA_ENV_VAR = "IGAN_DATA_DIR"
-DATASETS = ("mnist", "cifar10")
-_TORCHVISION = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}
+DATASETS = ("mnist", "fashion", "cifar10")
+_TORCHVISION = {"mnist": torchvision.datasets.MNIST, "fashion": torchvision.datasets.FashionMNIST,
+                "cifar10": torchvision.datasets.CIFAR10}
 _LAYOUT = {"mnist": "MNIST/raw/train-images-idx3-ubyte (torchvision's MNIST layout)",
+           "fashion": "FashionMNIST/raw/train-images-idx3-ubyte (torchvision's FashionMNIST layout)",
            "cifar10": "cifar-10-batches-py/data_batch_1 (the official CIFAR-10 python batches)"}
+_IDX_FOLDER = {"mnist": "MNIST", "fashion": "FashionMNIST"}  # datasets stored as idx files, and their folder
+# Debian's package dataset-fashion-mnist: the original files, gzipped again by Debian (so their gzip md5s
+# differ from torchvision's list); these are the md5s of the uncompressed files, the same bytes as the originals.
+FASHION_SOURCE = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MD5 = {"train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+               "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+               "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+               "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965"}
+_FASHION_FIX = "apt-get install dataset-fashion-mnist (puts the original files in /usr/share/datasets/fashion-mnist)"
 _DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -116,7 +132,7 @@ class Splits:
 
 
 _FULL_SIZES = {("mnist", 60000, 10000): "MNIST", ("mnist", 8000, 2000): "MNIST-10k",
-               ("cifar10", 50000, 10000): "CIFAR-10"}
+               ("fashion", 60000, 10000): "Fashion-MNIST", ("cifar10", 50000, 10000): "CIFAR-10"}
 
 
 def as_image_set(data, *, name: str = "data", classes: Sequence[str] | None = None) -> ImageSet:
@@ -178,7 +194,7 @@ def resolve_data_dir(explicit: str | Path | None = None) -> Path:
 
 def load(name: str, split: str = "train", *, data_dir: str | Path | None = None,
          download: bool = True) -> ImageSet:
-    """One split (``"train"`` or ``"test"``) of ``name`` (``"mnist"`` or ``"cifar10"``).
+    """One split (``"train"`` or ``"test"``) of ``name`` (``"mnist"``, ``"fashion"`` or ``"cifar10"``).
 
     Reads the torchvision layout under the data directory; downloads into it when the files are
     missing and ``download`` is true. Raises :class:`DataNotFoundError` naming the folder searched
@@ -220,8 +236,8 @@ def _idx_problem(path: Path) -> str | None:
 
 def _check_files(name: str, train: bool, root: Path, cls) -> None:
     """Raise DataCorruptError (naming the file) when the dataset's files are there but unusable."""
-    if name == "mnist":
-        raw = root / "MNIST" / "raw"
+    if name in _IDX_FOLDER:
+        raw = root / _IDX_FOLDER[name] / "raw"
         stem = "train" if train else "t10k"
         for path in (raw / f"{stem}-images-idx3-ubyte", raw / f"{stem}-labels-idx1-ubyte"):
             problem = path.exists() and _idx_problem(path)
@@ -248,6 +264,8 @@ def _open(name: str, train: bool, root: Path, download: bool):
         raise NotADirectoryError(f"the data directory {root} is a file, not a folder: set {DATA_ENV_VAR} "
                                  f"(or data_dir=...) to the folder that holds {_LAYOUT[name]}")
     _check_files(name, train, root, cls)
+    if name == "fashion" and FASHION_SOURCE.is_dir() and not _fashion_in_place(root):
+        prepare_fashion_mnist(root)  # offline, from Debian's copy
     try:
         return cls(str(root), train=train, download=False)
     except RuntimeError as missing:
@@ -266,24 +284,74 @@ def _open(name: str, train: bool, root: Path, download: bool):
             reason = f"downloading failed ({type(failure).__name__}: {detail[:300]})"
         finally:
             socket.setdefaulttimeout(previous)
+    offline = f"{_FASHION_FIX}, or " if name == "fashion" else ""
     raise DataNotFoundError(
         f"{name.upper()} was not found in the data directory {root} "
         f"(looked for {root / _LAYOUT[name]}), and {reason if download else 'downloading is off'}.\n"
-        f"Fix: set {DATA_ENV_VAR}=/path/to/data (or pass data_dir=...) to a folder that holds it, "
+        f"Fix: {offline}set {DATA_ENV_VAR}=/path/to/data (or pass data_dir=...) to a folder that holds it, "
         f"or run once with network access so torchvision can download it into {root}."
     ) from None
+
+
+def _fashion_in_place(root: Path) -> bool:
+    return all((root / "FashionMNIST" / "raw" / name).exists() for name in FASHION_MD5)
+
+
+def prepare_fashion_mnist(data_dir: str | Path | None = None, *, source: str | Path = FASHION_SOURCE) -> Path:
+    """Lay Fashion-MNIST out in torchvision's ``FashionMNIST/raw`` under the data directory, from the
+    gzipped original files in ``source`` (default: where Debian's ``dataset-fashion-mnist`` puts them),
+    without network. Each file is decompressed, checked against the original's md5
+    (:data:`FASHION_MD5`) and renamed into place, so an interrupted copy leaves no half file; files
+    already in place are kept.
+
+    Returns the ``raw`` folder. Raises :class:`DataNotFoundError` (naming the folder and the package to
+    install) when ``source`` lacks a file, :class:`DataCorruptError` when a file is not the original,
+    and OSError naming ``$IGAN_DATA_DIR`` when the data directory cannot be written.
+
+    Example:
+        >>> prepare_fashion_mnist("data")  # doctest: +SKIP
+        PosixPath('data/FashionMNIST/raw')
+    """
+    source, raw = Path(source), resolve_data_dir(data_dir) / "FashionMNIST" / "raw"
+    for name, md5 in FASHION_MD5.items():
+        target = raw / name
+        if target.exists():
+            continue
+        packed = source / f"{name}.gz"
+        if not packed.exists():
+            raise DataNotFoundError(f"Fashion-MNIST was not found: {raw} has no {name}, and {packed} does not "
+                                    f"exist.\nFix: {_FASHION_FIX}, or set {DATA_ENV_VAR} to a folder that "
+                                    f"holds {_LAYOUT['fashion']}.")
+        try:
+            payload = gzip.decompress(packed.read_bytes())
+        except (OSError, EOFError) as broken:
+            raise DataCorruptError(f"{packed} is not a whole gzip file ({broken}). Reinstall it: "
+                                   f"{_FASHION_FIX}") from None
+        if hashlib.md5(payload).hexdigest() != md5:
+            raise DataCorruptError(f"{packed} does not hold the original {name} (md5 of its content "
+                                   f"{hashlib.md5(payload).hexdigest()}, expected {md5}). Reinstall it: "
+                                   f"{_FASHION_FIX}")
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{name}.{os.getpid()}.tmp")
+            partial.write_bytes(payload)
+            partial.replace(target)
+        except OSError as denied:
+            raise OSError(f"cannot write Fashion-MNIST into {raw} ({denied.strerror}): set {DATA_ENV_VAR} "
+                                  f"(or data_dir=...) to a writable folder; it is laid out there from {source}.") from None
+    return raw
 
 
 def load_splits(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
                 val_size: int = 0, test_size: int | None = None, split_seed: int = 0,
                 download: bool = True) -> Splits:
-    """Deterministic train/val/test splits of MNIST or CIFAR-10 from torchvision's files.
+    """Deterministic train/val/test splits of MNIST, Fashion-MNIST or CIFAR-10 from torchvision's files.
 
     ``val_size`` images are held out of the training split, then ``train_size`` and ``test_size``
     images are drawn; the same arguments give the same images everywhere.
 
     Args:
-        name: ``"mnist"`` or ``"cifar10"``.
+        name: ``"mnist"``, ``"fashion"`` or ``"cifar10"``.
         data_dir: the data folder (default None: ``$IGAN_DATA_DIR``, else ``./data``).
         train_size: training images, >= 1 (default None: all left after ``val_size``).
         val_size: images held out of training, >= 0 (default 0).
