@@ -98,26 +98,32 @@ def masking(checks: pd.DataFrame) -> str:
 
 
 def attack_failure(indicators: pd.DataFrame) -> str:
-    """Chapter 2: the indicators of attack failure that fire, per model."""
+    """Chapter 2: the indicators of attack failure that fire, per model, and what a fired one means for
+    the numbers quoted (the masking verdict does not use them)."""
     failed = indicators[~indicators["passed"].astype(bool)]
     head = f"Over {indicators['model'].nunique()} adversarially trained models, "
     if failed.empty:
         return head + "no indicator of attack failure fires."
     return head + "indicators of attack failure fire for " + "; ".join(
         f"{model} ({', '.join(part['indicator'] + ': ' + part['detail'])})"
-        for model, part in failed.groupby("model")) + "."
+        for model, part in failed.groupby("model")) + (
+        ". They are not part of the masking verdict (method page) but say that one PGD run had not finished "
+        "its work on those images, which is why every robust accuracy quoted is the worst case of the whole "
+        "AutoAttack ensemble, not PGD's.")
 
 
-def interpretation_quality(quality: pd.DataFrame, target: float = 0.9) -> str:
-    """Chapter 3: label agreement of the interpretations at the two deepest taps against ``target``,
-    and the lowest agreement over all taps (``quality``: one row per model and tap)."""
+def interpretation_quality(quality: pd.DataFrame) -> str:
+    """Chapter 3: label agreement of the interpretations at the two deepest taps, and the lowest
+    agreement over all taps (``quality``: one row per model and tap). The judge here is the
+    interpreted classifier itself, and the sentence says so; no target is set, since none is
+    justified: chapter 4's independent judge is the test."""
     deepest = quality.groupby(["dataset", "pool"]).tail(2)
     lowest = deepest["label_agreement"].min()
     worst = quality.loc[quality["label_agreement"].idxmin()]
-    return (f"On clean test images, the classifier gives the interpretations at the two deepest interpreted taps "
-            f"({', '.join(dict.fromkeys(deepest['tap']))}) the label of the original in at least {_percent(lowest)} "
-            f"of cases, which {'meets' if lowest >= target else 'misses'} the target of {100 * target:.0f}%; over all "
-            f"taps the lowest agreement is {_percent(worst['label_agreement'])} (at {worst['tap']}).")
+    return (f"On clean test images, the classifier itself gives the interpretations at the two deepest interpreted "
+            f"taps ({', '.join(dict.fromkeys(deepest['tap']))}) the label of the original in at least "
+            f"{_percent(lowest)} of cases; over all taps the lowest agreement is {_percent(worst['label_agreement'])} "
+            f"(at {worst['tap']}).")
 
 
 def judge(judges: Mapping[str, str], trusted: Mapping[str, bool], accuracy: pd.DataFrame,
@@ -212,17 +218,23 @@ def attack_comparison(compare: pd.DataFrame, r_first: pd.DataFrame, first_tap: s
     """Chapter 4: whether x′ from the ensemble and from PGD name the same most vulnerable taps per
     model and judge (``compare``: both ``layers.most_vulnerable`` tables merged, with columns
     ``taps (ensemble)`` and ``taps (PGD)``), and the independent judge's R at ``first_tap`` for both
-    (``r_first``: indexed by method and pool, columns ``ensemble`` and ``PGD``)."""
+    (``r_first``: indexed by dataset, method and pool, columns ``ensemble`` and ``PGD``). A model is
+    named with its dataset only when the tables hold several."""
+    several = compare["dataset"].nunique() > 1 if "dataset" in compare else False
+
+    def model(r) -> str:
+        return f"the {r['dataset'] + ' ' if several else ''}{r['pool']}-pool model"
+
     differs = compare[[set(a) != set(b) for a, b in zip(compare["taps (ensemble)"], compare["taps (PGD)"])]]
     text = (f"The two attacks name the same most vulnerable layers for {len(compare) - len(differs)} of the "
             f"{len(compare)} model-judge pairs")
     if len(differs):
         text += "; they differ for " + "; ".join(
-            f"the {r['pool']}-pool model ({r['method']} training, judge {r['judge']}): "
+            f"{model(r)} ({r['method']} training, judge {r['judge']}): "
             f"{' and '.join(r['taps (ensemble)']) or 'none'} with the ensemble's x′, "
             f"{' and '.join(r['taps (PGD)']) or 'none'} with PGD's" for r in differs.to_dict("records"))
     return text + f". At {first_tap}, the independent judge's R is " + "; ".join(
-        f"{r['ensemble']:.3f} with the ensemble's x′ and {r['PGD']:.3f} with PGD's for the {r['pool']}-pool model "
+        f"{r['ensemble']:.3f} with the ensemble's x′ and {r['PGD']:.3f} with PGD's for {model(r)} "
         f"({r['method']} training)" for r in r_first.reset_index().to_dict("records")) + "."
 
 
@@ -351,11 +363,14 @@ def family_summary(correlation: pd.DataFrame, *, adversarial: pd.DataFrame) -> s
     return "**In short.** " + " ".join(said) if said else ""
 
 
-def quality_claim(quality: pd.DataFrame, target: float = 0.9) -> str:
-    """Claim 1 in one line: the label agreement at the two deepest taps, against ``target``."""
+def quality_claim(quality: pd.DataFrame) -> str:
+    """Claim 1 in one line: the label agreement at the two deepest taps, as judged by the interpreted
+    classifier itself (a measurement, not a test: no rule sets a target for it)."""
     lowest = quality.groupby(["dataset", "pool"]).tail(2)["label_agreement"].min()
-    return (f"{'Yes' if lowest >= target else 'Partly'}: the interpretations at the two deepest taps keep the "
-            f"original's label in at least {_percent(lowest)} of clean test images (target {100 * target:.0f}%)")
+    worst = quality["label_agreement"].min()
+    return (f"Measured, not tested: judged by the classifier itself, the interpretations at the two deepest taps "
+            f"keep the original's label in at least {_percent(lowest)} of clean test images ({_percent(worst)} at "
+            f"the weakest tap)")
 
 
 def rows_claim(examples: int) -> str:

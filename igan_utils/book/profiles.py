@@ -204,7 +204,7 @@ _BASE = {
 
 PROFILES: dict[str, dict[str, Any]] = {
     # CI and nbval: a few hundred images, every code path, seconds per chapter.
-    "smoke": {**_BASE, "train_size": 1000, "val_size": 100, "test_size": 200, "epochs": 2,
+    "smoke": {**_BASE, "datasets": ["mnist", "fashion"], "train_size": 1000, "val_size": 100, "test_size": 200, "epochs": 2,
               "adv_epochs": 1, "train_steps": 2, "eval_steps": 5, "restarts": 1, "eval_size": 64, "check_size": 32,
               "interim_looks": [32],
               "aa_iters": 5, "aa_targets": 2, "aa_queries": 20,

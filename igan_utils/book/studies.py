@@ -212,8 +212,8 @@ def attack_comparison(diagnosis: pd.DataFrame, pgd_diagnosis: pd.DataFrame, by: 
     by_source = pd.concat([diagnosis.assign(source="ensemble"),
                            pgd_diagnosis.assign(source="PGD")]).query("judge == 'independent'")
     first_tap = by_source.loc[by_source["tap"] != layers.INPUT, "tap"].iloc[0]
-    at_first = by_source[by_source["tap"] == first_tap].pivot_table(index=["method", "pool"], columns="source",
-                                                                    values="R", sort=False)
+    at_first = by_source[by_source["tap"] == first_tap].pivot_table(index=["dataset", "method", "pool"],
+                                                                    columns="source", values="R", sort=False)
     return compare, differs, at_first, first_tap, by_source
 
 
