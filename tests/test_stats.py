@@ -297,3 +297,69 @@ def test_the_recipe_sentence_says_whether_masking_shrinks_with_training_length()
     assert "does not reduce the masking" in sentence({4: [False, True], 16: [True, False]})
     assert "does not reduce" in sentence({4: [False, False], 8: [False, False]})  # nothing to shrink
     assert "under PGD:" not in sentence({4: [True, True]})  # one length: no trend to tell
+
+
+def _diagnosis(v_by_seed: dict[int, dict[str, float]], *, n: int = 100, half_width: float = 0.05,
+               unfaithful: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A diagnosis table of one adversarially trained model under the independent judge: V per seed
+    and tap, with a bootstrap interval of ± ``half_width``."""
+    rows = [{"dataset": "mnist", "method": "pgd", "pool": "max", "judge": "independent", "seed": seed, "tap": tap,
+             "n": n, "V": v, "V_lo": v - half_width, "V_hi": v + half_width, "faithful": tap not in unfaithful}
+            for seed, taps in v_by_seed.items() for tap, v in {"input": 0.3, **taps}.items()]
+    return pd.DataFrame(rows)
+
+
+BY = ["dataset", "method", "pool", "judge"]
+
+
+def test_rule_10_names_a_layer_only_when_seeds_agree_on_it():
+    agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1 + 0.01 * s, "fc1": 0.05} for s in range(3)})
+    row = verdicts.layer_verdict(agreeing, BY).iloc[0]
+    assert (row["verdict"], row["named"], row["seeds"], row["agreement"]) == ("named", "conv1", 3, 1.0)
+    assert row["examples_needed"] is None  # nothing left to separate
+    # two of three seeds put pool1 first, but conv1 keeps the largest mean: no layer is both
+    split = _diagnosis({0: {"conv1": 0.5, "pool1": 0.1}, 1: {"conv1": 0.1, "pool1": 0.2}, 2: {"conv1": 0.1, "pool1": 0.2}})
+    row = verdicts.layer_verdict(split, BY).iloc[0]
+    assert (row["verdict"], row["first"], row["top"]) == ("not identifiable", "conv1", ["conv1", "pool1", "pool1"])
+    # the top tap of every seed, but unfaithful: the rule reads only faithful taps
+    hidden = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1, "fc1": 0.05} for s in range(3)}, unfaithful=("conv1",))
+    assert verdicts.layer_verdict(hidden, BY).iloc[0]["named"] == "pool1"
+
+
+def test_rule_10_with_one_seed_names_nothing_and_says_what_size_would_do():
+    one = _diagnosis({0: {"conv1": 0.20, "pool1": 0.15, "fc1": 0.05}}, n=30, half_width=0.1).drop(columns="seed")
+    row = verdicts.layer_verdict(one, BY).iloc[0]
+    assert (row["verdict"], row["seeds"], row["first"], row["second"]) == ("not identifiable", 1, "conv1", "pool1")
+    # gap 0.05, standard error of the difference √2 · 0.1/1.96 at n = 30: 2.80 standard errors need n ≈ 30 · 8.2²
+    se = np.sqrt(2) * 0.1 / 1.96
+    assert row["examples_needed"] == int(np.ceil(30 * (verdicts.Z_POWER * se / 0.05) ** 2))
+    wider = verdicts.layer_verdict(_diagnosis({0: {"conv1": 0.20, "pool1": 0.10}}, n=30, half_width=0.1), BY)
+    assert wider.iloc[0]["examples_needed"] < row["examples_needed"]  # a larger gap needs fewer examples
+
+
+def test_claim_3_comes_from_rule_10_not_a_fixed_phrase():
+    agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1, "fc1": 0.05} for s in range(3)}).assign(source="PGD")
+    line = findings.diagnosis_claim(verdicts.layer_verdict(agreeing, [*BY, "source"]))
+    assert line.startswith("Named by rule 10: max pooling, PGD's x′: conv1 (top in 3 of 3 seeds)")
+    one = agreeing[agreeing["seed"] == 0].assign(V_lo=lambda t: t["V"] - 0.1, V_hi=lambda t: t["V"] + 0.1)
+    line = findings.diagnosis_claim(verdicts.layer_verdict(one, [*BY, "source"]))
+    assert line.startswith("Not identifiable at this size (rule 10): 1 seed(s) where the rule needs 3, 100–100")
+    assert "Yes" not in line and "per seed" in line
+
+
+def test_detectable_difference_is_the_power_of_a_no_difference():
+    # a 95 % interval of half-width 1.96 standard errors: 1.96 + 0.84 = 2.80 standard errors at power 0.8
+    assert stats.detectable_difference(-0.0196, 0.0196) == pytest.approx(0.028016, abs=1e-5)
+    wide, narrow = (stats.detectable_difference(-w, w, level=0.975) for w in (0.02, 0.01))
+    assert wide == pytest.approx(2 * narrow) and stats.detectable_difference(0.0, 0.0) == 0.0
+    with pytest.raises(ValueError, match="lo <= hi"):
+        stats.detectable_difference(0.1, -0.1)
+
+
+def test_a_no_difference_says_what_difference_it_could_have_seen():
+    flat = _study(["r" * 90 + "x" * 10] * 4, ["r" * 89 + "x" * 11] * 4)
+    row = _compare(flat)
+    assert row["winner"] == "none"
+    sentence = findings.comparison_sentence(row, data_label="d", method="pgd", attack="PGD")
+    expected = 100 * stats.detectable_difference(row["ci_lo"], row["ci_hi"], level=row["level"])
+    assert f"finds a true difference of {expected:.1f} points with probability 0.8" in sentence

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..method.layers import INPUT
-from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS
+from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS, detectable_difference
 from .verdicts import family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
@@ -379,12 +379,29 @@ def rows_claim(examples: int) -> str:
             f"class at some depth; chapter 4 measures at which")
 
 
-def diagnosis_claim(ranking: pd.DataFrame) -> str:
-    """Claim 3 in one line: the independent judge's most vulnerable taps per adversarially trained model."""
-    part = ranking[(ranking["judge"] == "independent") & (ranking["method"] != "natural")]
-    found = "; ".join(f"{r['pool']} pooling: {' and '.join(r['taps']) or 'no faithful tap'}"
-                      for r in part.to_dict("records"))
-    return f"Yes, with intervals; most vulnerable layers of the adversarially trained models (independent judge): {found}"
+def diagnosis_claim(verdict: pd.DataFrame) -> str:
+    """Claim 3 in one line: rule 10 (``verdicts.layer_verdict``) for the adversarially trained models
+    under the independent judge, per attack that made x′ (``source``): the named layers, or why none
+    is named and how many adversarial examples per seed the observed gap would need."""
+    part = verdict[(verdict["judge"] == "independent") & (verdict["method"] != "natural")]
+    if part.empty:
+        return "Untested: no adversarially trained model was diagnosed by the independent judge"
+    named = part[part["verdict"] == "named"]
+
+    def attack(r) -> str:
+        return f"{r['source']}'s x′" if "source" in r else "x′"
+
+    if len(named):
+        said = "; ".join(f"{r['pool']} pooling, {attack(r)}: {r['named']} (top in {round(r['agreement'] * r['seeds'])} "
+                         f"of {r['seeds']} seeds)" for r in named.to_dict("records"))
+        left = len(part) - len(named)
+        return (f"Named by rule 10: {said}" + (f"; not identifiable for the other {left} model-attack pairs" if left else "")
+                + f" ({int(part['n'].min())}–{int(part['n'].max())} adversarial examples per seed)")
+    needed = part["examples_needed"].dropna()
+    return (f"Not identifiable at this size (rule 10): {int(part['seeds'].max())} seed(s) where the rule needs "
+            f"{MIN_VERDICT_SEEDS}, {int(part['n'].min())}–{int(part['n'].max())} adversarial examples per adversarially "
+            f"trained model" + (f"; separating the top two layers at the gaps observed would take about "
+                                 f"{int(needed.min()):,}–{int(needed.max()):,} per seed" if len(needed) else ""))
 
 
 def pooling_claim(comparison: pd.DataFrame) -> str:
@@ -395,6 +412,8 @@ def pooling_claim(comparison: pd.DataFrame) -> str:
         interval = (f"avg − max {100 * r['avg_minus_max']:+.1f} points, {100 * r['level']:.4g}% interval "
                     f"[{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]" if r["evidence"] == "estimates"
                     else f"avg {_percent(r['avg_mean'])}, max {_percent(r['max_mean'])}")
+        if r["evidence"] == "estimates" and r["winner"] == "none":
+            interval += f"; detects {100 * _detectable(r):.1f} points with power 0.8"
         said.append(f"{r['verdict'].capitalize()} ({interval}; {r['seeds']} seeds, {r['n']} {r['data_label']} images, "
                     f"{training_name(r['method'])} training, evidence: {r['evidence']})")
     return "; ".join(said) or "not decided"
@@ -464,6 +483,11 @@ _POOL_NAMES = {"avg": "average pooling", "max": "max pooling"}
 
 
 
+def _detectable(row) -> float:
+    """The difference a comparison row's design finds with power 0.8 (``stats.detectable_difference``)."""
+    return detectable_difference(row["ci_lo"], row["ci_hi"], level=row["level"])
+
+
 def comparison_sentence(row, *, data_label: str, method: str, attack: str) -> str:
     """The verdict of one row of :func:`compare_pools` (or :func:`sequential_comparison`) as plain text
     that names its evidence (estimates or bounds, seeds, images, the level of its intervals and, for a
@@ -486,9 +510,13 @@ def comparison_sentence(row, *, data_label: str, method: str, attack: str) -> st
             return f"{head}: {row['verdict']}. Measured: {measured}."
         verdict = ("no difference beyond the interval" if row["winner"] == "none"
                    else f"{name[row['winner']]} is more robust")
+        power = ("" if row["winner"] != "none" else
+                 f" At this size the study finds a true difference of {100 * _detectable(row):.1f} points with "
+                 f"probability 0.8; a smaller one would usually go unseen.")
         return (f"{head}: {verdict}. {name[a].capitalize()} minus {name[b]}: {100 * row[f'{a}_minus_{b}']:+.1f} points, "
                 f"{level} interval [{100 * row['ci_lo']:+.1f}, {100 * row['ci_hi']:+.1f}] over {row['seeds']} paired seeds "
-                f"and the test images. Evidence: estimates (every model passed the masking checks).")
+                f"and the test images (the same images for both poolings). Evidence: estimates (every model passed the "
+                f"masking checks).{power}")
     if row["evidence"] == "bounds":
         return (f"{head}: no verdict. Both poolings have models that failed a masking check, so both numbers are "
                 f"only upper bounds on robustness. Measured: {measured}.")

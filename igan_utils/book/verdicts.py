@@ -169,6 +169,56 @@ def family_verdict(row) -> str:
 
 
 
+# Rule 10 (claim 3), fixed on 2026-12-07 before any run that uses it: see ``layer_verdict``.
+LAYER_AGREEMENT = 2 / 3  # share of seeds whose top faithful tap must be the named one
+Z_POWER = 1.96 + 0.8416  # two-sided 5 % test with power 0.8: the separation a study must reach, in standard errors
+
+
+def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Rule 10, claim 3: which tap is the most vulnerable, per group of ``by`` (e.g. dataset, method,
+    pool, judge and the attack that made x′), from a diagnosis table with one row per tap (and per
+    ``seed``, if the column is there) holding ``V``, its bootstrap interval ``V_lo``/``V_hi`` over
+    the ``n`` adversarial examples, and ``faithful``.
+
+    A tap is *named* only when the group has at least :data:`MIN_VERDICT_SEEDS` seeds, it has the
+    largest mean V over seeds among the faithful taps, and it is the top faithful tap in at least
+    :data:`LAYER_AGREEMENT` of the seeds. Otherwise the verdict is ``not identifiable``, with
+    ``examples_needed``: the adversarial examples per seed at which the observed gap between the two
+    largest mean V would be :data:`Z_POWER` standard errors (a 5 % test with power 0.8), the standard
+    error being the one of the bootstrap intervals, scaled as 1/√n.
+
+    Returns one row per group: ``seeds``, ``n`` (adversarial examples per seed, the smallest),
+    ``top`` (top faithful tap per seed, in seed order), ``agreement`` (share of seeds naming the most
+    common top tap), ``first``/``second`` (the two largest mean V), ``gap``, ``verdict``
+    (``named`` or ``not identifiable``), ``named`` (the tap or None) and ``examples_needed``."""
+    rows = []
+    seeded = "seed" in table
+    for key, part in table[table["tap"] != "input"].groupby(list(by), sort=False):
+        part = part[part["faithful"].eq(True)] if "faithful" in part else part
+        part = part.dropna(subset=["V"])
+        seeds = sorted(part["seed"].unique()) if seeded else [None]
+        tops = [(part[part["seed"] == s] if seeded else part).sort_values("V", ascending=False, kind="stable")["tap"]
+                .iloc[0] for s in seeds if len(part)]
+        means = part.groupby("tap", sort=False)["V"].mean().sort_values(ascending=False, kind="stable")
+        first, second = (means.index[0] if len(means) else None), (means.index[1] if len(means) > 1 else None)
+        common = max(set(tops), key=tops.count) if tops else None
+        agreement = tops.count(common) / len(tops) if tops else 0.0
+        named = (first if len(seeds) >= MIN_VERDICT_SEEDS and common == first and agreement >= LAYER_AGREEMENT
+                 else None)
+        n = int(part["n"].min()) if "n" in part and len(part) else 0
+        gap = float(means.iloc[0] - means.iloc[1]) if second is not None else float("nan")
+        needed = None
+        if named is None and second is not None and n:
+            half = part[part["tap"].isin([first, second])]
+            se = float(np.sqrt((((half["V_hi"] - half["V_lo"]) / (2 * 1.96)) ** 2).groupby(half["tap"]).mean().sum()))
+            needed = int(np.ceil(n * (Z_POWER * se / gap) ** 2)) if gap > 0 and np.isfinite(se) else None
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "seeds": len(seeds), "n": n,
+                     "top": tops, "agreement": agreement, "first": first, "second": second, "gap": gap,
+                     "verdict": "named" if named else "not identifiable", "named": named,
+                     "examples_needed": needed})
+    return pd.DataFrame(rows)
+
+
 def correlation_verdict(rho: float, p: float, *, min_p: float = 0.0, alpha: float = ALPHA) -> str:
     """How a Spearman (rho, p) of ΔIL with V bears on "layers that lose more information are more
     vulnerable": ``supports`` (positive, significant), ``leans towards`` (positive, not significant),

@@ -18,11 +18,13 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from .validation import check_resamples
 
 __all__ = ["MIN_VERDICT_SEEDS", "MIN_CORRELATION_MODELS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap",
-           "image_bootstrap", "percentile_interval", "spearman", "spearman_test", "correlation_over_seeds"]
+           "image_bootstrap", "percentile_interval", "detectable_difference", "spearman", "spearman_test",
+           "correlation_over_seeds"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
 ALPHA = 0.05           # every interval is 95%, every test two-sided at 5%
@@ -84,6 +86,22 @@ def percentile_interval(draws: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """The 1 − ``alpha`` (default 95%) percentile interval of bootstrap ``draws`` (resamples along axis
     0): an array (2, ...) of lower and upper ends."""
     return np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+
+
+def detectable_difference(lo: float, hi: float, level: float = 1 - ALPHA, power: float = 0.8) -> float:
+    """The smallest true difference that a study whose ``level`` interval of a difference is
+    [``lo``, ``hi``] would find beyond its interval with probability ``power``: (z of the interval +
+    z of the power) standard errors, the standard error read off the interval's width as if it were
+    normal. A power statement for a "no difference": differences well below it could not be seen.
+
+    Example:
+        >>> round(detectable_difference(-0.0031, 0.0244, level=0.975), 4)  # chapter 5's interval
+        0.0189
+    """
+    if not (0 < level < 1 and 0 < power < 1) or not hi >= lo:
+        raise ValueError(f"need 0 < level, power < 1 and lo <= hi, got level {level}, power {power}, [{lo}, {hi}]")
+    z_level = scipy_stats.norm.ppf(1 - (1 - level) / 2)
+    return float((z_level + scipy_stats.norm.ppf(power)) * (hi - lo) / (2 * z_level))
 
 
 def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
