@@ -62,6 +62,15 @@ def fashion_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def book_data_dir(mnist_dir, fashion_dir, tmp_path_factory) -> Path:
+    """One data folder holding both datasets of the smoke book (links, nothing copied)."""
+    folder = tmp_path_factory.mktemp("book-data")
+    (folder / "MNIST").symlink_to((mnist_dir / "MNIST").resolve())
+    (folder / "FashionMNIST").symlink_to(fashion_dir / "FashionMNIST")
+    return folder
+
+
 def write_cifar10(folder: Path, per_batch: int = 20, seed: int = 0) -> Path:
     """A tiny CIFAR-10 in the official python layout (random pixels, brightness by class):
     cifar-10-batches-py/."""

@@ -68,9 +68,9 @@ def test_unknown_parameter_fails_before_any_notebook_runs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_book(mnist_dir) -> Path:
+def smoke_book(book_data_dir) -> Path:
     """The smoke book, executed and built as a user does it; its HTML folder."""
-    result = _run_book("--profile", "smoke", env={"IGAN_DATA_DIR": str(mnist_dir)})
+    result = _run_book("--profile", "smoke", env={"IGAN_DATA_DIR": str(book_data_dir)})
     assert result.returncode == 0, result.stderr[-3000:]
     return ROOT / "_build" / "html"
 
@@ -151,3 +151,49 @@ def test_the_book_renders_in_a_real_browser_with_no_network(smoke_book):
         browser.close()
     outside = [url for url in requested if not url.startswith(("file:", "data:"))]
     assert not outside, f"the book asked the network for {outside[:5]}"
+
+
+# What a page must not do at 1280 px: a table, display equation or image wider than the text column,
+# or wider than the scroller around it (content hidden behind a scroll bar), and a plotted figure of a
+# chapter without a caption. Returns one line per problem.
+_LAYOUT_PROBLEMS = """() => {
+  const main = document.querySelector('main');
+  const column = (document.querySelector('article.bd-article') || main).getBoundingClientRect();
+  const problems = [];
+  for (const el of main.querySelectorAll('table, mjx-container[display="true"], img')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0) continue;
+    let hidden = box.right > column.right + 1 || (el.tagName === 'MJX-CONTAINER' && el.scrollWidth > el.clientWidth + 1);
+    for (let up = el.parentElement; up && up !== main && !hidden; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      hidden = ['auto', 'scroll', 'hidden'].includes(style.overflowX) && up.scrollWidth > up.clientWidth + 1;
+    }
+    if (hidden) problems.push(`${el.tagName.toLowerCase()} of ${Math.round(box.width)} px overflows: ` +
+                              (el.innerText || el.getAttribute('src') || '').replace(/\\s+/g, ' ').slice(0, 60));
+  }
+  for (const img of main.querySelectorAll('div.cell_output img')) {
+    const caption = img.closest('figure') && img.closest('figure').querySelector('figcaption');
+    if (!caption || !caption.innerText.trim()) problems.push('figure without a caption: ' + (img.getAttribute('src') || '').slice(-40));
+  }
+  return problems;
+}"""
+
+
+def test_every_page_fits_a_1280_px_window_and_every_figure_has_a_caption(smoke_book):
+    """Wide tables, equations cut off and uncaptioned figures, as a reader meets them in Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    problems = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(offline=True, viewport={"width": 1280, "height": 900}).new_page()
+        for name in _toc_pages():
+            page.goto((smoke_book / f"{name}.html").as_uri(), wait_until="load")
+            if page.locator("mjx-container, script[src*=mathjax], script[src*=MathJax]").count():
+                page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
+                page.evaluate("MathJax.startup.promise")
+            problems += [f"{name}: {problem}" for problem in page.evaluate(_LAYOUT_PROBLEMS)]
+        browser.close()
+    assert not problems, "\n".join(problems)

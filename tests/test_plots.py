@@ -88,3 +88,13 @@ def test_the_explorer_widget_redraws_into_an_image_not_an_output_widget():
     before = image.value
     next(w for w in parts if getattr(w, "description", "") == "model").value = "avg"
     assert image.value != before, "changing the model did not redraw"
+
+
+def test_a_judge_with_nothing_to_draw_gets_no_empty_panel_but_a_note():
+    # the self-judge's first flips are 0 at every tap (x′ fools it at the input already)
+    rows = [{"judge": judge, "tap": tap, "pool": pool, "first_flip": 0.0 if judge == "self" else 0.1,
+             "first_flip_lo": 0.0, "first_flip_hi": 0.2, "faithful": True}
+            for judge in ("independent", "self") for tap in ("conv1", "fc1") for pool in ("max", "avg")]
+    fig = plots.vulnerability_bars(pd.DataFrame(rows), value="first_flip", title="pgd training")
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "judge: independent"
+    assert "judge self: first_flip is 0 at every tap, not drawn" in fig._suptitle.get_text()

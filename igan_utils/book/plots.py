@@ -56,9 +56,10 @@ def class_counts(counts: pd.DataFrame) -> plt.Figure:
 
 
 def training_curves(history: pd.DataFrame) -> plt.Figure:
-    """Per-epoch metrics; ``history`` has columns model, method, pool, epoch, metric, value."""
+    """Per-epoch metrics, two panels a row (so that the figure fits the text column at its own size);
+    ``history`` has columns model, method, pool, epoch, metric, value."""
     grid = sns.relplot(history, kind="line", x="epoch", y="value", hue="pool", style="method",
-                       col="metric", col_wrap=min(4, history["metric"].nunique()), marker="o",
+                       col="metric", col_wrap=min(2, history["metric"].nunique()), marker="o",
                        palette=POOL_COLORS, height=2.6, aspect=1.2, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     return grid.figure
@@ -221,18 +222,20 @@ def image_table(images: Sequence[Sequence[torch.Tensor]], *, row_labels: Sequenc
                 col_labels: Sequence[str], captions: Sequence[Sequence[str]] | None = None,
                 size: float = 1.05, title: str = "") -> plt.Figure:
     """A table of images (rows × columns, each (C, H, W) in [0, 1]) with row and column labels and
-    an optional caption under each image (e.g. the label a classifier gives it)."""
+    an optional caption under each image (e.g. the label a classifier gives it). Its labels are large
+    for their figure: a table of ten columns is shown at about 60 % of its size in the book's column."""
     nrows, ncols = len(images), len(images[0])
+    label = 12 if ncols > 6 else 9
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.2, size * nrows * 1.25), squeeze=False)
     for r in range(nrows):
         for c in range(ncols):
             ax = axes[r, c]
             _show(ax, images[r][c])
             if captions is not None:
-                ax.set_xlabel(captions[r][c], fontsize=8, labelpad=1)
+                ax.set_xlabel(captions[r][c], fontsize=label, labelpad=1)
             if r == 0:
-                ax.set_title(col_labels[c], fontsize=8)
-        axes[r, 0].set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
+                ax.set_title(col_labels[c], fontsize=label)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=label, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -310,6 +313,10 @@ def vulnerability_bars(table: pd.DataFrame, *, value: str = "V", hue: str = "poo
         ax.set_axis_off()
         return fig
     judges = list(dict.fromkeys(table["judge"]))
+    # A judge whose values are all zero has nothing to draw (the self-judge's first flips: x′ fools it
+    # at the input already, so no label can first leave y at a tap); the title says so instead.
+    empty = [j for j in judges if len(judges) > 1 and table.loc[table["judge"] == j, value].fillna(0).eq(0).all()]
+    judges = [j for j in judges if j not in empty]
     groups = list(dict.fromkeys(table[hue]))
     fig, axes = plt.subplots(1, len(judges), figsize=(5.5 * len(judges), 3.4), squeeze=False, sharey=True)
     width = 0.8 / len(groups)
@@ -336,6 +343,8 @@ def vulnerability_bars(table: pd.DataFrame, *, value: str = "V", hue: str = "poo
     axes[0, 0].set_ylabel({"V": "V (vulnerability)", "first_flip": "first flip"}.get(value, value))
     _legend_with_unfaithful(axes[0, -1], table, plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey",
                                                              hatch="///"), title=hue)
+    if empty:
+        title = f"{title}\n(judge {', '.join(empty)}: {value} is 0 at every tap, not drawn)".strip()
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -8,7 +8,7 @@ and builds the Jupyter Book into ``_build/html`` with warnings as errors.
 
 The published run: ``--publish DIR`` copies executed chapters into ``book/published/`` (committed,
 with their outputs), writes its run record from the notebooks' stamps and the store's ledger, and
-rewrites README's claims table; ``--published`` (``make published``) builds the HTML from
+rewrites README's claims table; ``--publish-text`` brings the chapters' text cells there up to date; ``--published`` (``make published``) builds the HTML from
 ``book/published/`` without executing anything, marking a chapter whose code changed since its run
 as stale and a chapter not yet in the run as such.
 """
@@ -212,6 +212,42 @@ def stale_chapters(published: Path, root: Path | None = None) -> list[Path]:
     sources = {nb.name: nb for nb in chapters(root)}
     return [nb for nb in sorted(Path(published).glob("[0-9][0-9]_*.ipynb"))
             if nb.name in sources and code_cells(nb) != code_cells(sources[nb.name])]
+
+
+def _presentation(cell) -> object:
+    """What of a cell is the authors' word rather than the run's: a text cell's source, a code cell's
+    figure caption (``mystnb`` metadata)."""
+    return cell.source if cell.cell_type == "markdown" else cell.metadata.get("mystnb")
+
+
+def refresh_published_text(root: Path | None = None) -> list[str]:
+    """Copy the text cells and figure captions of every source notebook into its published chapter,
+    cell by cell id, and return the names of the chapters that changed. Text is the authors' word, not
+    an output of the run, so it is current in the published book as the prose pages are; code and
+    outputs stay as the run made them (a chapter whose code changed stays marked stale). A cell new in
+    the source is left out: it may describe outputs the run did not make."""
+    root = root or project_root()
+    changed = []
+    for source in chapters(root):
+        copy = root / PUBLISHED / source.name
+        if not copy.exists():
+            continue
+        current = {c.get("id"): c for c in nbformat.read(source, as_version=4).cells}
+        notebook = nbformat.read(copy, as_version=4)
+        stale = [(cell, current[cell.get("id")]) for cell in notebook.cells if cell.get("id") in current
+                 and current[cell.get("id")].cell_type == cell.cell_type
+                 and _presentation(cell) != _presentation(current[cell.get("id")])]
+        for cell, new in stale:
+            if cell.cell_type == "markdown":
+                cell.source = new.source
+            elif new.metadata.get("mystnb") is None:
+                cell.metadata.pop("mystnb", None)
+            else:
+                cell.metadata["mystnb"] = new.metadata["mystnb"]
+        if stale:
+            nbformat.write(notebook, copy)
+            changed.append(source.name)
+    return changed
 
 
 def _run_stamp(notebook: Path) -> dict:
@@ -456,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-strict", action="store_true", help="do not treat build warnings as errors")
     parser.add_argument("--publish", type=Path, metavar="DIR",
                         help="copy the executed chapters of DIR into book/published with the run record, and stop")
+    parser.add_argument("--publish-text", action="store_true",
+                        help="copy the chapters' text cells into book/published (outputs untouched), and stop")
     parser.add_argument("--published", action="store_true",
                         help="build the HTML from book/published without executing any chapter")
     parser.add_argument("--readme-figure", type=Path, metavar="NOTEBOOK",
@@ -473,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.publish:
         print(f"run record: {publish(args.publish)}")
+        return 0
+    if args.publish_text:
+        print(f"text refreshed in: {', '.join(refresh_published_text()) or 'none (all current)'}")
         return 0
     if args.published:
         stale = stage_published()
