@@ -11,9 +11,12 @@ model's noise independent) and prints, per latent correlation, how often each sa
 - *rule 9* (``verdicts.family_verdict``): the rank correlation of the variants' means at exact
   permutation p < 0.05.
 
-Under r = 0 the "supported" + "contradicted" share is the rule's false-verdict rate.
+Under r = 0 the "supported" + "contradicted" share is the rule's false-verdict rate. With
+``--trend`` it prints instead the power of rule 11 (``verdicts.knob_trend``), the design of issue 49:
+a knob whose order is fixed before training, tested by the rank correlation over every model
+(``stats.trend_power``), and the smallest latent correlation it finds with power 0.8.
 
-Usage: python benchmarks/family_power.py [--variants 5] [--seeds 3] [--studies 200]
+Usage: python benchmarks/family_power.py [--variants 5] [--seeds 3] [--studies 200] [--trend]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from igan_utils.book.verdicts import family_verdict
-from igan_utils.method.stats import correlation_over_seeds
+from igan_utils.method.stats import correlation_over_seeds, detectable_trend, trend_power
 
 
 def simulate(r: float, variants: int, seeds: int, rng: np.random.Generator, resamples: int) -> dict[str, str]:
@@ -49,7 +52,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--studies", type=int, default=200, help="synthetic studies per true correlation")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the seed interval")
+    parser.add_argument("--trend", action="store_true", help="rule 11's power over every model instead")
     args = parser.parse_args()
+    if args.trend:
+        studies = max(args.studies, 400)
+        rows = [{"latent correlation": r, "finds it (power)": trend_power(args.variants, args.seeds, r, studies=studies)}
+                for r in (0.0, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8)]
+        print(f"rule 11: {args.variants} levels × {args.seeds} seeds = {args.variants * args.seeds} models, {studies} "
+              f"synthetic studies per row (at 0: the false-verdict rate)")
+        print(pd.DataFrame(rows).to_markdown(index=False))
+        print(f"smallest latent |correlation| found with power 0.8: {detectable_trend(args.variants, args.seeds)}")
+        return
     rng = np.random.default_rng(0)
     rows = []
     for r in (0.0, -0.3, -0.5, -0.7, -0.8, -0.9, -0.95):

@@ -107,3 +107,18 @@ def test_blur_pool_keeps_a_constant_map_and_lp_pool_is_the_root_mean_square():
     assert torch.allclose(inside, torch.full_like(inside, 0.5))
     window = torch.tensor([[[[3.0, 4.0], [0.0, 0.0]]]])
     assert torch.allclose(models.L2Pool()(window), torch.tensor(6.25 + 1e-6).sqrt())  # mean of 9, 16, 0, 0
+
+
+def test_the_lp_family_runs_from_average_to_max_pooling_in_order_of_p():
+    """Power means: avg (p = 1) ≤ L2 ≤ L3 ≤ L4 ≤ L8 ≤ max on non-negative maps, so the family's order
+    is known before any model is trained; the gradient stays finite on an all-zero window."""
+    from igan_utils.method.models import LP_FAMILY, _pool
+
+    x = torch.rand(4, 8, 6, 6)
+    x[0, 0, :2, :2] = 0  # a window a ReLU switched off
+    x.requires_grad_(True)
+    outputs = [_pool(kind, 8)(x) for kind in LP_FAMILY]
+    for low, high in zip(outputs, outputs[1:]):
+        assert (low <= high + 1e-3).all()
+    grad, = torch.autograd.grad(outputs[4].sum(), x)  # lp8
+    assert torch.isfinite(grad).all()

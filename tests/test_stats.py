@@ -363,3 +363,33 @@ def test_a_no_difference_says_what_difference_it_could_have_seen():
     sentence = findings.comparison_sentence(row, data_label="d", method="pgd", attack="PGD")
     expected = 100 * stats.detectable_difference(row["ci_lo"], row["ci_hi"], level=row["level"])
     assert f"finds a true difference of {expected:.1f} points with probability 0.8" in sentence
+
+
+def _family(slope: float, levels=("avg", "lp", "lp3", "lp4", "lp8", "max"), seeds: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame([{"data_label": "d", "method": "pgd", "pool": pool, "seed": s,
+                          "robust_acc": 0.8 + slope * i + 0.002 * rng.standard_normal(), "il": 0.01 * i + 0.001 * s}
+                         for i, pool in enumerate(levels) for s in range(seeds)])
+
+
+def test_rule_11_reads_the_trend_over_every_model_in_the_knobs_order():
+    by = ["data_label", "method"]
+    levels = ["avg", "lp", "lp3", "lp4", "lp8", "max"]
+    down = verdicts.knob_trend(_family(-0.01), levels, by, measures=("robust_acc", "il"))
+    row = down.set_index("measure").loc["robust_acc"]
+    assert (row["verdict"], row["models"], row["levels"]) == ("supports", 18, 6) and row["rho"] < -0.9
+    assert down.set_index("measure").loc["il", "rho"] > 0.9  # the knob orders the information loss too
+    assert verdicts.knob_trend(_family(+0.01), levels, by).iloc[0]["verdict"] == "contradicts"
+    assert verdicts.knob_trend(_family(0.0), levels, by).iloc[0]["verdict"] == "not decided"
+    # the same models in another order of the knob give the opposite sign: the order is the hypothesis
+    assert verdicts.knob_trend(_family(-0.01), levels[::-1], by).iloc[0]["verdict"] == "contradicts"
+    two = _family(-0.01, levels=("avg", "max"))
+    assert verdicts.knob_trend(two, ["avg", "max"], by).iloc[0]["verdict"] == "cannot test"
+
+
+def test_claim_4_under_rule_11_names_the_test_and_what_it_could_detect():
+    table = verdicts.knob_trend(_family(0.0), ["avg", "lp", "lp3", "lp4", "lp8", "max"], ["data_label", "method"])
+    line = findings.trend_claim(table, detectable="detects |ρ| ≥ 0.6 with power 0.8")
+    assert line.startswith("Not decided by rule 11 on d (robust accuracy over the 6 levels of Lp pooling: ρ = ")
+    assert "18 unmasked models; detects |ρ| ≥ 0.6 with power 0.8)" in line
+    assert "rule 11 does not decide the claim" in findings.trend(table)

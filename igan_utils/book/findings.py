@@ -437,6 +437,39 @@ def family_claim(correlation: pd.DataFrame, *, variants: Sequence[str]) -> str:
     return "; ".join(said) or "untested"
 
 
+def trend_claim(trend: pd.DataFrame, *, detectable: str = "") -> str:
+    """Claim 4 in one line under rule 11 (``verdicts.knob_trend``): the verdict of the trend of robust
+    accuracy over the knob's levels, its ρ and p over every unmasked model, and, when not decided,
+    ``detectable`` (what the design could detect, from the power study)."""
+    said = []
+    for r in trend[trend["measure"] == "robust_acc"].to_dict("records"):
+        word = {"supports": "Supported", "contradicts": "Contradicted", "cannot test": "Untested"}.get(
+            r["verdict"], "Not decided")
+        said.append(f"{word} by rule 11 on {r['data_label']} (robust accuracy over the {r['levels']} levels of Lp "
+                    f"pooling: ρ = {r['rho']:+.2f}, permutation p = {r['p_value']:.2g}, {r['models']} unmasked models"
+                    + (f"; {detectable}" if detectable and word == "Not decided" else "") + ")")
+    return "; ".join(said) or "untested"
+
+
+_MEASURES = {"il_downsampling": "the decoder's error", "linear_downsampling": "the affine map's error"}
+
+
+def trend(trend_table: pd.DataFrame) -> str:
+    """Chapter 6: rule 11's trend tests, robust accuracy and each information-loss measure against the
+    knob, one sentence per dataset and training."""
+    said = []
+    for (label, method), part in trend_table.groupby(["data_label", "method"], sort=False):
+        rows = part.set_index("measure")
+        r = rows.loc["robust_acc"]
+        losses = "; ".join(f"{_MEASURES.get(m, m)}: ρ = {rows.loc[m, 'rho']:+.2f} (p = {rows.loc[m, 'p_value']:.2g})"
+                           for m in rows.index if m != "robust_acc")
+        said.append(f"On {label}, over {r['models']} unmasked models ({training_name(method)} training) at {r['levels']} "
+                    f"levels of the knob, robust accuracy has ρ = {r['rho']:+.2f} with the level (permutation p = "
+                    f"{r['p_value']:.2g}): rule 11 {r['verdict'] if r['verdict'] != 'not decided' else 'does not decide'} "
+                    f"the claim." + (f" The level against each information-loss measure: {losses}." if losses else ""))
+    return " ".join(said)
+
+
 def answer(*sentences: str, profile: str, lead: str = "") -> str:
     """A chapter's "What we found": its sentences in order, and, in ``smoke``, the reminder that its
     numbers test the pipeline and are not results. With a ``lead`` (a short answer in plain words),

@@ -219,6 +219,35 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def knob_trend(table: pd.DataFrame, levels: Sequence[str], by: Sequence[str], *,
+               measures: Sequence[str] = ("robust_acc",)) -> pd.DataFrame:
+    """Rule 11 (claim 4 over a graded family; fixed on 2026-12-07, before any run that uses it): per
+    group of ``by``, the rank correlation over *every* model of ``table`` (one row per model, column
+    ``pool``) between its level on the knob (its position in ``levels``, the order fixed before
+    training: more information lost further along) and each of ``measures``, with a permutation p
+    (``stats.spearman_test``). ``verdict`` reads the first measure (robust accuracy): ``supports``
+    "more information lost, less robust" when ρ < 0 at p < :data:`ALPHA`, ``contradicts`` when ρ > 0
+    at p < ALPHA, ``not decided`` otherwise, ``cannot test`` with fewer than
+    :data:`MIN_CORRELATION_MODELS` levels. Columns: *by*, ``measure``, ``rho``, ``p_value``, ``models``,
+    ``levels``, ``verdict``."""
+    position = {level: i for i, level in enumerate(levels)}
+    rows = []
+    for key, part in table[table["pool"].isin(position)].groupby(list(by), sort=False):
+        knob = part["pool"].map(position)
+        for i, measure in enumerate(measures):
+            found = spearman_test(knob, part[measure])
+            if knob.nunique() < MIN_CORRELATION_MODELS or pd.isna(found["rho"]):
+                verdict = "cannot test"
+            elif found["p_value"] < ALPHA:
+                verdict = "supports" if found["rho"] < 0 else "contradicts"
+            else:
+                verdict = "not decided"
+            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "measure": measure,
+                         "rho": found["rho"], "p_value": found["p_value"], "models": len(part),
+                         "levels": int(knob.nunique()), "verdict": verdict if i == 0 else ""})
+    return pd.DataFrame(rows, columns=[*by, "measure", "rho", "p_value", "models", "levels", "verdict"])
+
+
 def correlation_verdict(rho: float, p: float, *, min_p: float = 0.0, alpha: float = ALPHA) -> str:
     """How a Spearman (rho, p) of ΔIL with V bears on "layers that lose more information are more
     vulnerable": ``supports`` (positive, significant), ``leans towards`` (positive, not significant),

@@ -2,7 +2,7 @@
 
 Both take images in [0, 1] (N, C, H, W) and return logits (N, 10). ``pool`` chooses the kind of
 both downsampling layers (``POOLS``: max, average, 3×3 stride-2 convolution, anti-aliased max,
-L2 pooling), each halving the map with the same output shape; nothing else differs. Each named child is one layer with its
+L2 pooling and Lp pooling with p = 3, 4, 8), each halving the map with the same output shape; nothing else differs. Each named child is one layer with its
 own modules (no shared ReLU or pooling instance) and each name is a *tap*, listed in order in
 ``model.taps``: ``conv1, conv2, pool1, conv3, conv4, pool2, fc1, fc2, logits``.
 """
@@ -14,7 +14,10 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-POOLS = ("max", "avg", "strided", "blur", "lp")
+POOLS = ("max", "avg", "strided", "blur", "lp", "lp3", "lp4", "lp8")
+# Lp pooling as one knob: p = 1 is average pooling on the non-negative maps after a ReLU, p = 2 ``lp``,
+# p → ∞ max pooling; the order in which the family is trained and tested (chapter 6).
+LP_FAMILY = ("avg", "lp", "lp3", "lp4", "lp8", "max")
 ARCHS = ("small_cnn", "cifar_cnn")
 TAPS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "fc1", "fc2", "logits")
 DOWNSAMPLING_TAPS = ("pool1", "pool2")  # the layers ``pool`` chooses
@@ -73,6 +76,21 @@ class L2Pool(nn.Module):
         return (nn.functional.avg_pool2d(x * x, 2) + 1e-6).sqrt()
 
 
+class PowerPool(nn.Module):
+    """Lp pooling over 2×2 windows, (mean(x^p) + 10^(−3p))^(1/p), for the non-negative maps after a
+    ReLU: p = 1 is average pooling, p → ∞ max pooling. The small constant, 10^(−3p), keeps the
+    gradient finite where a window is all zeros and adds at most 0.001 to any output."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not p >= 1:
+            raise ValueError(f"Lp pooling needs p >= 1, got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (nn.functional.avg_pool2d(x.clamp_min(0) ** self.p, 2) + 1e-3 ** self.p) ** (1 / self.p)
+
+
 def _pool(kind: str, channels: int) -> nn.Module:
     """A downsampling layer of ``kind`` (one of ``POOLS``) for maps of ``channels`` channels."""
     if kind == "max":
@@ -85,6 +103,8 @@ def _pool(kind: str, channels: int) -> nn.Module:
         return BlurPool()
     if kind == "lp":
         return L2Pool()
+    if kind in ("lp3", "lp4", "lp8"):
+        return PowerPool(int(kind[2:]))
     raise ValueError(f"unknown pool {kind!r}; valid: {', '.join(POOLS)}")
 
 
