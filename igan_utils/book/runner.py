@@ -224,27 +224,28 @@ def refresh_published_text(root: Path | None = None) -> list[str]:
     """Copy the text cells and figure captions of every source notebook into its published chapter,
     cell by cell id, and return the names of the chapters that changed. Text is the authors' word, not
     an output of the run, so it is current in the published book as the prose pages are; code and
-    outputs stay as the run made them (a chapter whose code changed stays marked stale). A cell new in
-    the source is left out: it may describe outputs the run did not make."""
+    outputs stay as the run made them. A chapter whose code changed (stale) keeps the text of its
+    run, which may be the only text that describes its outputs; so does a cell new in the source."""
     root = root or project_root()
     changed = []
+    stale = {nb.name for nb in stale_chapters(root / PUBLISHED, root)}
     for source in chapters(root):
         copy = root / PUBLISHED / source.name
-        if not copy.exists():
+        if not copy.exists() or source.name in stale:
             continue
         current = {c.get("id"): c for c in nbformat.read(source, as_version=4).cells}
         notebook = nbformat.read(copy, as_version=4)
-        stale = [(cell, current[cell.get("id")]) for cell in notebook.cells if cell.get("id") in current
-                 and current[cell.get("id")].cell_type == cell.cell_type
-                 and _presentation(cell) != _presentation(current[cell.get("id")])]
-        for cell, new in stale:
+        behind = [(cell, current[cell.get("id")]) for cell in notebook.cells if cell.get("id") in current
+                  and current[cell.get("id")].cell_type == cell.cell_type
+                  and _presentation(cell) != _presentation(current[cell.get("id")])]
+        for cell, new in behind:
             if cell.cell_type == "markdown":
                 cell.source = new.source
             elif new.metadata.get("mystnb") is None:
                 cell.metadata.pop("mystnb", None)
             else:
                 cell.metadata["mystnb"] = new.metadata["mystnb"]
-        if stale:
+        if behind:
             nbformat.write(notebook, copy)
             changed.append(source.name)
     return changed
