@@ -239,3 +239,12 @@ def test_chapter_6_answers_in_plain_words_which_way_each_measure_ranks_the_pooli
     assert "+0.00, permutation p = 1; 15" in findings.family_claim(tied, variants=variants)
     supported_claim = findings.family_claim(supported, variants=variants)
     assert supported_claim.startswith("Supported (ρ over the 5 poolings' means -1.00, permutation p = 0.017; ")
+
+
+def test_the_pooling_layer_sentence_counts_verdicts_instead_of_repeating_them():
+    rows = [{"tap": tap, "method": method, "judge": judge, "V_avg": -0.06, "V_max": 0.02, "masked": False,
+             "verdict": "supports" if (tap, method, judge) == ("pool1", "natural", "independent") else "is inconclusive about"}
+            for tap in ("pool1", "pool2") for method in ("natural", "pgd") for judge in ("independent", "self")]
+    text = findings.pooling_layers(pd.DataFrame(rows), {})
+    assert "Of 8 comparisons (pooling tap × training × judge), 7 decide nothing, 1 supports it." in text
+    assert text.count("inconclusive") == 0 and "supports at pool1 (natural training, judge independent" in text

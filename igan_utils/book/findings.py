@@ -257,13 +257,31 @@ def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str,
     return text
 
 
+# pool_comparison's verdicts, as the predicate of "N comparisons ..."
+_COUNTED = {"supports": ("supports it", "support it"), "contradicts": ("contradicts it", "contradict it"),
+            "is inconclusive about": ("decides nothing", "decide nothing"),
+            "cannot decide (an interpretation of x′ is unfaithful there)": ("cannot decide (an unfaithful interpretation)",) * 2}
+
+
 def pooling_layers(pooling: pd.DataFrame, masked: Mapping[str, Sequence[str]]) -> str:
     """Chapter 4: at each pooling tap, whether average pooling contributes less vulnerability than max
-    pooling (``pooling``: ``verdicts.pool_comparison`` per training method); a training with a masked
-    model makes no verdict here (its attacks succeed less often, so its x′ are not comparable)."""
-    text = " ".join(f"At {r.tap} ({r.method} training, judge: {r.judge}), the comparison {r.verdict} the claim that "
-                    f"average pooling contributes less vulnerability (V = {r.V_avg:.3f} against {r.V_max:.3f} for max "
-                    f"pooling)." for r in pooling.itertuples() if not r.masked)
+    pooling (``pooling``: ``verdicts.pool_comparison`` per training method), counted by verdict in one
+    sentence, each decided case named with its V (the table beside it has them all); a training with a
+    masked model makes no verdict here (its attacks succeed less often, so its x′ are not comparable)."""
+    read = pooling[~pooling["masked"].astype(bool)] if "masked" in pooling else pooling
+    text = ""
+    if len(read):
+        several = "dataset" in read and read["dataset"].nunique() > 1
+        counts = read["verdict"].value_counts()
+        decided = read[read["verdict"].isin(["supports", "contradicts"])]
+        text = (f"Does average pooling contribute less vulnerability than max pooling at its pooling layers? Of "
+                f"{len(read)} comparisons (pooling tap × training × judge{' × dataset' if several else ''}), "
+                + ", ".join(f"{n} {_COUNTED.get(verdict, (verdict, verdict))[n > 1]}" for verdict, n in counts.items()) + ".")
+        if len(decided):
+            text += " Decided: " + "; ".join(
+                f"{r['verdict']} at {r['tap']} ({(r['dataset'] + ', ') if several else ''}{r['method']} training, "
+                f"judge {r['judge']}: V = {r['V_avg']:.3f} against {r['V_max']:.3f} for max pooling)"
+                for r in decided.to_dict("records")) + "."
     text += "".join(f" {method} training makes no verdict here: {', '.join(names)} failed a masking check (chapter 2)."
                     for method, names in masked.items() if names)
     return text.strip() or "The models compared have no pooling taps in common."
