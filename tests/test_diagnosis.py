@@ -51,6 +51,9 @@ def test_diagnose_a_model(natural_model, interpreters, test_batch):
     assert table.loc[0, "R"] == 1.0  # the attacked model is fooled by its own adversarial examples
     assert abs(table["V"].sum() - table["R"].iloc[-1]) < 1e-9
     assert (table.dropna(subset=["feature_change"])["feature_change"] > 0).all()
+    margin = layers.margins(natural_model, attacked.x_adv, attacked.y)
+    assert (margin > 0).all() and table["margin"].iloc[0] == pytest.approx(margin.median().item())  # all misclassified
+    assert (layers.margins(natural_model, attacked.x, attacked.y) < 0).all()  # their clean twins are classified right
 
 
 @pytest.mark.parametrize("attack", [autoattack.Ensemble(("apgd-ce",), apgd_iters=5, pgd_steps=2, pgd_step_size=1e-7),

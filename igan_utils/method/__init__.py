@@ -8,6 +8,7 @@ One concept per module: ``data`` (image sets and splits), ``models`` (the CNNs a
 AutoAttack), ``masking`` (gradient-masking checks, attack-failure indicators), ``training``
 (natural and adversarial), ``batched_training`` (seeds of one recipe as one computation),
 ``interpretgan`` (InterpretGAN), ``layers`` (the per-layer diagnosis: R, V, fidelity, information
-loss), ``known_loss`` (layers whose information loss is known, to check its estimators), ``stats`` (intervals, rank correlations), ``metrics`` (SSIM), ``validation`` (input checks at
+loss), ``known_loss`` (layers whose information loss is known, to check its estimators), ``planted`` (models whose
+vulnerable layer is known, to check the diagnosis), ``randomisation`` (cascading weight randomisation), ``stats`` (intervals, rank correlations), ``metrics`` (SSIM), ``validation`` (input checks at
 the public entry points), ``runtime`` (devices, modes), ``cache``.
 """

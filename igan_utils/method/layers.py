@@ -203,6 +203,17 @@ def _rates(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return r, v, flip
 
 
+def margins(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How far past the decision boundary each x′ lies: max_{c≠y} logit_c − logit_y, (N,), > 0 when
+    misclassified (in the model's logit units; compare attacks on one model, not models)."""
+    with torch.no_grad(), eval_mode(model):
+        logits = model(*to_model(model, x_adv)).float()
+    y = y.to(logits.device)
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    return (other - true).to(x_adv.device)
+
+
 def feature_change(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, taps: Sequence[str]) -> pd.DataFrame:
     """Mean relative change ‖E_ℓ(x') − E_ℓ(x)‖ / ‖E_ℓ(x)‖ per tap, with its standard error."""
     taps = tap_names(model, taps)
@@ -242,6 +253,15 @@ def train_decoder(model: nn.Module, tap: str, train: ImageSet, *, steps: int, ba
             loss.backward()
             optimizer.step()
     return decoder.eval()
+
+
+def decoder_interpreters(model: nn.Module, taps: Sequence[str], train: ImageSet, *, steps: int,
+                         seed: int = 0) -> dict[str, Interpreter]:
+    """Interpreters made of :func:`train_decoder`'s pure-MSE decoders, one per tap: cheaper than
+    InterpretGAN's (no discriminator), for checks that train interpreters for many models."""
+    model_id = weights_fingerprint(model)
+    return {tap: Interpreter(tap, train_decoder(model, tap, train, steps=steps, seed=seed), model_id, [])
+            for tap in tap_names(model, taps)}
 
 
 def information_loss(model: nn.Module, taps: Sequence[str], train: ImageSet, test: ImageSet, *, steps: int,
@@ -316,7 +336,7 @@ def linear_information_loss(model: nn.Module, taps: Sequence[str], train: ImageS
 
 TABLE_COLUMNS = ("judge", "tap", "depth", "n", "R", "V", "V_lo", "V_hi", "first_flip", "first_flip_lo",
                  "first_flip_hi", "feature_change", "feature_change_se", "feature_error_clean", "feature_error_adv",
-                 "fidelity_ratio", "faithful_share", "faithful", "attacked", "attack", "made_by")
+                 "fidelity_ratio", "faithful_share", "faithful", "margin", "attacked", "attack", "made_by")
 
 
 def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter], judges: Mapping[str, nn.Module],
@@ -326,8 +346,8 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
     (:func:`successful_attacks` or :func:`confident_attacks`; one :class:`Attacked` serves several
     tables of a model, e.g. two sets of interpreters): one row per (judge, tap) with R, V, first flip
     (with intervals), the feature change and the fidelity of the interpretations of x′ at the tap;
-    ``n`` is the number of successful attacks used, ``attacked`` the images attacked, ``attack`` how x′
-    was found and ``made_by`` which attack made how many.
+    ``n`` is the number of successful attacks used, ``margin`` their median :func:`margins`,
+    ``attacked`` the images attacked, ``attack`` how x′ was found and ``made_by`` which attack made how many.
 
     ``taps`` default to the interpreted ones, in ``model.taps`` order (else the interpreters' order).
     Raises ValueError naming taps without interpreters, or for fewer than ``validation.MIN_RESAMPLES``
@@ -354,6 +374,7 @@ def vulnerability_table(model: nn.Module, interpreters: Mapping[str, Interpreter
         frame.insert(0, "judge", name)
         frames.append(frame.merge(change, on="tap", how="left"))
     table = pd.concat(frames, ignore_index=True)
+    table["margin"] = margins(model, found.x_adv, found.y).median().item()
     table["attacked"], table["attack"], table["made_by"] = found.attacked, found.attack, made_by_text(found.made_by)
     return table[list(TABLE_COLUMNS)]
 
