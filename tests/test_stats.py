@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from igan_utils.book import findings, verdicts
+from igan_utils.book import findings, studies, verdicts
 from igan_utils.method import stats
 
 
@@ -316,6 +316,7 @@ def test_rule_10_names_a_layer_only_when_seeds_agree_on_it():
     agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1 + 0.01 * s, "fc1": 0.05} for s in range(3)})
     row = verdicts.layer_verdict(agreeing, BY).iloc[0]
     assert (row["verdict"], row["named"], row["seeds"], row["agreement"]) == ("named", "conv1", 3, 1.0)
+    assert row["kendall_w"] == pytest.approx(1.0)  # every seed orders the three taps alike
     assert row["examples_needed"] is None  # nothing left to separate
     # two of three seeds put pool1 first, but conv1 keeps the largest mean: no layer is both
     split = _diagnosis({0: {"conv1": 0.5, "pool1": 0.1}, 1: {"conv1": 0.1, "pool1": 0.2}, 2: {"conv1": 0.1, "pool1": 0.2}})
@@ -345,6 +346,9 @@ def test_claim_3_comes_from_rule_10_not_a_fixed_phrase():
     line = findings.diagnosis_claim(verdicts.layer_verdict(one, [*BY, "source"]))
     assert line.startswith("Not identifiable at this size (rule 10): 1 seed(s) where the rule needs 3, 100–100")
     assert "Yes" not in line and "per seed" in line
+    split = _diagnosis({0: {"conv1": 0.5, "pool1": 0.1}, 1: {"conv1": 0.1, "pool1": 0.2}, 2: {"conv1": 0.1, "pool1": 0.2}})
+    line = findings.diagnosis_claim(verdicts.layer_verdict(split.assign(source="PGD"), [*BY, "source"]))
+    assert line.startswith("Not identifiable at this size (rule 10): over 3 seeds no faithful layer is first")
 
 
 def test_detectable_difference_is_the_power_of_a_no_difference():
@@ -393,3 +397,19 @@ def test_claim_4_under_rule_11_names_the_test_and_what_it_could_detect():
     assert line.startswith("Not decided by rule 11 on d (robust accuracy over the 6 levels of Lp pooling: ρ = ")
     assert "18 unmasked models; detects |ρ| ≥ 0.6 with power 0.8)" in line
     assert "rule 11 does not decide the claim" in findings.trend(table)
+
+
+def test_kendalls_w_is_one_for_equal_orders_and_low_for_reversed_ones():
+    assert stats.kendalls_w([[1, 2, 3, 4], [10, 20, 30, 40], [0.1, 0.2, 0.3, 0.4]]) == pytest.approx(1.0)
+    assert stats.kendalls_w([[1, 2, 3, 4], [4, 3, 2, 1]]) == pytest.approx(0.0)  # two opposite orders
+    # scipy-free check by the formula: 3 raters, ranks (1,2,3), (1,3,2), (2,1,3): sums 4, 6, 8; S = 8
+    assert stats.kendalls_w([[1, 2, 3], [1, 3, 2], [2, 1, 3]]) == pytest.approx(12 * 8 / (9 * 24))
+    assert np.isnan(stats.kendalls_w([[1, 2, 3]])) and np.isnan(stats.kendalls_w([[1, np.nan], [1, 2]]))
+
+
+def test_seed_spread_sets_the_spread_across_seeds_beside_the_within_seed_interval():
+    table = _diagnosis({0: {"conv1": 0.1}, 1: {"conv1": 0.3}, 2: {"conv1": 0.2}}, half_width=0.05)
+    row = studies.seed_spread(table, ["dataset", "method", "pool"]).iloc[0]
+    assert (row["tap"], row["seeds"]) == ("conv1", 3)
+    assert row["V"] == pytest.approx(0.2) and row["V_sd_seeds"] == pytest.approx(0.1)
+    assert row["V_halfwidth"] == pytest.approx(0.05)

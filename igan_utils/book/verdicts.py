@@ -32,6 +32,7 @@ from ..method.stats import (
     ALPHA,
     MIN_CORRELATION_MODELS,
     MIN_VERDICT_SEEDS,
+    kendalls_w,
     spearman_test,
     two_level_bootstrap,
 )
@@ -181,15 +182,15 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     the ``n`` adversarial examples, and ``faithful``.
 
     A tap is *named* only when the group has at least :data:`MIN_VERDICT_SEEDS` seeds, it has the
-    largest mean V over seeds among the faithful taps, and it is the top faithful tap in at least
-    :data:`LAYER_AGREEMENT` of the seeds. Otherwise the verdict is ``not identifiable``, with
+    largest mean V over seeds among the faithful taps, strictly and above 0, and it is the top
+    faithful tap in at least :data:`LAYER_AGREEMENT` of the seeds. Otherwise the verdict is ``not identifiable``, with
     ``examples_needed``: the adversarial examples per seed at which the observed gap between the two
     largest mean V would be :data:`Z_POWER` standard errors (a 5 % test with power 0.8), the standard
     error being the one of the bootstrap intervals, scaled as 1/√n.
 
     Returns one row per group: ``seeds``, ``n`` (adversarial examples per seed, the smallest),
     ``top`` (top faithful tap per seed, in seed order), ``agreement`` (share of seeds naming the most
-    common top tap), ``first``/``second`` (the two largest mean V), ``gap``, ``verdict``
+    common top tap), ``kendall_w`` (Kendall's W of the seeds' orderings of the faithful taps by V), ``first``/``second`` (the two largest mean V), ``gap``, ``verdict``
     (``named`` or ``not identifiable``), ``named`` (the tap or None) and ``examples_needed``."""
     rows = []
     seeded = "seed" in table
@@ -203,17 +204,21 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         first, second = (means.index[0] if len(means) else None), (means.index[1] if len(means) > 1 else None)
         common = max(set(tops), key=tops.count) if tops else None
         agreement = tops.count(common) / len(tops) if tops else 0.0
-        named = (first if len(seeds) >= MIN_VERDICT_SEEDS and common == first and agreement >= LAYER_AGREEMENT
-                 else None)
-        n = int(part["n"].min()) if "n" in part and len(part) else 0
         gap = float(means.iloc[0] - means.iloc[1]) if second is not None else float("nan")
+        # amended 2026-12-07 (the null plant, before any run used rule 10): a tie or a V ≤ 0 names nothing
+        separated = second is None or gap > 0
+        named = (first if len(seeds) >= MIN_VERDICT_SEEDS and common == first and agreement >= LAYER_AGREEMENT
+                 and separated and means.iloc[0] > 0 else None)
+        n = int(part["n"].min()) if "n" in part and len(part) else 0
         needed = None
         if named is None and second is not None and n:
             half = part[part["tap"].isin([first, second])]
             se = float(np.sqrt((((half["V_hi"] - half["V_lo"]) / (2 * 1.96)) ** 2).groupby(half["tap"]).mean().sum()))
             needed = int(np.ceil(n * (Z_POWER * se / gap) ** 2)) if gap > 0 and np.isfinite(se) else None
+        by_seed = part.pivot_table(index="seed", columns="tap", values="V").dropna(axis=1) if seeded else None
+        concordance = kendalls_w(by_seed.to_numpy()) if by_seed is not None else float("nan")
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "seeds": len(seeds), "n": n,
-                     "top": tops, "agreement": agreement, "first": first, "second": second, "gap": gap,
+                     "top": tops, "agreement": agreement, "kendall_w": concordance, "first": first, "second": second, "gap": gap,
                      "verdict": "named" if named else "not identifiable", "named": named,
                      "examples_needed": needed})
     return pd.DataFrame(rows)

@@ -24,7 +24,7 @@ from .validation import check_resamples
 
 __all__ = ["MIN_VERDICT_SEEDS", "MIN_CORRELATION_MODELS", "ALPHA", "t_interval", "over_seeds", "two_level_bootstrap",
            "image_bootstrap", "percentile_interval", "detectable_difference", "trend_power", "detectable_trend", "spearman", "spearman_test",
-           "correlation_over_seeds"]
+           "correlation_over_seeds", "kendalls_w"]
 
 MIN_VERDICT_SEEDS = 3  # seeds a verdict needs on each side (pairs when paired); DESIGN: at least 3
 ALPHA = 0.05           # every interval is 95%, every test two-sided at 5%
@@ -134,6 +134,24 @@ def detectable_trend(levels: int, seeds: int, power: float = 0.8, *, studies: in
         if trend_power(levels, seeds, -float(r), studies=studies) >= power:
             return round(float(r), 2)
     return float("nan")
+
+
+def kendalls_w(scores) -> float:
+    """Kendall's coefficient of concordance W of ``scores`` (raters, items), e.g. seeds × taps of V:
+    1 when every rater ranks the items alike, near 0 when their rankings are unrelated. Ties get
+    average ranks (no tie correction). NaN with fewer than 2 raters or 2 items.
+
+    Example:
+        >>> kendalls_w([[0.1, 0.5, 0.3], [0.2, 0.6, 0.4]])
+        1.0
+    """
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2 or np.isnan(scores).any():
+        return float("nan")
+    raters, items = scores.shape
+    ranks = np.apply_along_axis(scipy_stats.rankdata, 1, scores).sum(0)
+    spread = ((ranks - ranks.mean()) ** 2).sum()
+    return float(12 * spread / (raters ** 2 * (items ** 3 - items)))
 
 
 def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
