@@ -248,3 +248,18 @@ def test_the_pooling_layer_sentence_counts_verdicts_instead_of_repeating_them():
     text = findings.pooling_layers(pd.DataFrame(rows), {})
     assert "Of 8 comparisons (pooling tap × training × judge), 7 decide nothing, 1 supports it." in text
     assert text.count("inconclusive") == 0 and "supports at pool1 (natural training, judge independent" in text
+
+
+def test_the_plant_and_randomisation_sentences_carry_their_counts():
+    rates = pd.DataFrame({"dataset": "mnist", "interpreters": ["exact", "exact", "InterpretGAN", "InterpretGAN"],
+                          "kind": ["flip", "null"] * 2, "found": [10, 10, 8, 10], "plants": 10,
+                          "share": [1.0, 1.0, 0.8, 1.0], "passed": [True, True, False, True]})
+    text = findings.planted(rates, {"mnist": "MNIST-10k"})
+    assert "with exact interpreters the diagnosis passes rule 12" in text
+    assert "InterpretGAN interpreters the diagnosis fails rule 12: it finds the planted layer in 8 of 10" in text
+    levels = pd.DataFrame({"dataset": "mnist", "level": [1, 2, 3], "randomised": ["logits", "fc2", "fc1"],
+                           "taps_randomised": [0, 0, 1], "n": [40, 30, 20], "differs": [False, True, True],
+                           "tested": [False, False, True], "passed": True})
+    text = findings.randomisation(levels, {"mnist": "MNIST-10k"})
+    assert "at 1 of the 1 levels judged" in text and text.endswith("so the check passes.")
+    assert "cannot be judged" in findings.randomisation(levels.assign(tested=False, passed=False), {"mnist": "MNIST-10k"})

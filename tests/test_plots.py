@@ -98,3 +98,14 @@ def test_a_judge_with_nothing_to_draw_gets_no_empty_panel_but_a_note():
     fig = plots.vulnerability_bars(pd.DataFrame(rows), value="first_flip", title="pgd training")
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "judge: independent"
     assert "judge self: first_flip is 0 at every tap, not drawn" in fig._suptitle.get_text()
+
+
+def test_the_randomisation_plot_draws_a_line_per_level_and_dashes_unjudged_levels():
+    table = pd.DataFrame({"level": [0, 0, 1, 1, 2, 2], "randomised": ["none", "none", "logits", "logits", "fc1", "fc1"],
+                          "taps_randomised": [0, 0, 0, 0, 1, 1], "tap": ["conv2", "fc1"] * 3, "n": 50,
+                          "V": [0.1, 0.2, 0.1, 0.25, 0.4, 0.0], "V_lo": 0.0, "V_hi": 0.5, "disjoint": False})
+    fig = plots.randomisation_profiles(table, title="t")
+    lines = fig.axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in lines] == ["trained", "from logits up", "from fc1 up"]
+    styles = [line.get_linestyle() for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
+    assert styles == ["-", "--", "-"]

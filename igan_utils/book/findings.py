@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..method.layers import INPUT
+from ..method.randomisation import MIN_RANDOMISED_EXAMPLES
 from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS, detectable_difference
 from .verdicts import family_verdict
 
@@ -145,6 +146,34 @@ def judge(judges: Mapping[str, str], trusted: Mapping[str, bool], accuracy: pd.D
     return " ".join(sentences)
 
 
+def planted(rates: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Chapter 4: rule 12's plants (``rates``: ``planted.pass_rates`` by dataset and interpreters)."""
+    sentences = []
+    for (ds, interpreters), part in rates.groupby(["dataset", "interpreters"], sort=False):
+        found = {r["kind"]: r for r in part.to_dict("records")}
+        verdict = "passes" if part["passed"].all() else "fails"
+        sentences.append(
+            f"On {labels[ds]} with {interpreters} interpreters the diagnosis {verdict} rule 12: it finds the planted "
+            f"layer in {found['flip']['found']} of {found['flip']['plants']} flip plants and no layer in "
+            f"{found['null']['found']} of {found['null']['plants']} null plants.")
+    return " ".join(sentences)
+
+
+def randomisation(levels: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Chapter 4: the cascading randomisation (``levels``: ``randomisation.randomisation_verdict``'s
+    table per dataset, with ``dataset`` and ``passed``)."""
+    sentences = []
+    for ds, part in levels.groupby("dataset", sort=False):
+        tested = part[part["tested"]]
+        outcome = ("passes" if part["passed"].iloc[0] else "fails") if len(tested) else "cannot be judged"
+        sentences.append(
+            f"Re-initialising the {labels[ds]} adversarially trained model from the head down, the V profile "
+            f"leaves the trained model's intervals at {int(tested['differs'].sum())} of the {len(tested)} levels "
+            f"judged (each with at least {MIN_RANDOMISED_EXAMPLES} adversarial examples), so the check "
+            f"{outcome}.")
+    return " ".join(sentences)
+
+
 def mixing(mixing_table: pd.DataFrame, *, reason: str, worst, labels: Mapping[str, str]) -> str:
     """Chapter 4: what interpreters trained on adversarial twins too change (``mixing_table``: one
     row per tap and ``interpreters`` "clean only" / "clean + adversarial", with ``R``,
@@ -179,17 +208,29 @@ def most_vulnerable(ranking: pd.DataFrame, labels: Mapping[str, str]) -> str:
         f"{_taps(rows[ds, method, pool, 'self'])}." for ds, method, pool in models)
 
 
-def diagnosis_summary(ranking: pd.DataFrame, correlation: pd.DataFrame, pooling: pd.DataFrame) -> str:
-    """Chapter 4's answer in three plain sentences, read above its details: where the independent judge
-    finds the most vulnerability per training (``ranking``: ``layers.most_vulnerable``), in how many
+def diagnosis_summary(ranking: pd.DataFrame, correlation: pd.DataFrame, pooling: pd.DataFrame, *,
+                      layer_rule: pd.DataFrame | None = None, labels: Mapping[str, str] | None = None) -> str:
+    """Chapter 4's answer in plain sentences, read above its details: where the independent judge
+    finds the most vulnerability per dataset and training (``ranking``: ``layers.most_vulnerable``),
+    rule 10's verdict over seeds (``layer_rule``: ``verdicts.layer_verdict``, when given), in how many
     models information loss predicts vulnerability over the taps (``correlation``:
     ``verdicts.tap_correlations``), and how the pooling-layer comparisons came out (``pooling``, as
-    for :func:`pooling_layers`; masked rows count as left out)."""
+    for :func:`pooling_layers`; masked rows count as left out). ``labels`` name the datasets."""
     independent = ranking[ranking["judge"] == "independent"]
-    where = "; ".join(f"{training_name(method)} training, " + ", ".join(
-        f"{_POOL_NAMES.get(r['pool'], r['pool'] + ' pooling')} at {' and '.join(r['taps']) or 'no faithful tap'}"
-        for r in part.to_dict("records")) for method, part in independent.groupby("method", sort=False))
-    text = f"**In short.** The independent judge sees the true class lost mostly at these layers: {where}."
+
+    def where(rows: pd.DataFrame) -> str:
+        return "; ".join(f"{training_name(method)} training, " + ", ".join(
+            f"{_POOL_NAMES.get(r['pool'], r['pool'] + ' pooling')} at {' and '.join(r['taps']) or 'no faithful tap'}"
+            for r in part.to_dict("records")) for method, part in rows.groupby("method", sort=False))
+
+    if "dataset" in independent and independent["dataset"].nunique() > 1:
+        found = "; ".join(f"on {(labels or {}).get(ds, ds)}, {where(part)}"
+                          for ds, part in independent.groupby("dataset", sort=False))
+    else:
+        found = where(independent)
+    text = f"**In short.** The independent judge sees the true class lost mostly at these layers: {found}."
+    if layer_rule is not None:
+        text += f" Over seeds, claim 3 reads: {diagnosis_claim(layer_rule)}."
 
     rows = correlation[correlation["judge"] == "independent"].to_dict("records")
     significant = [f"{_POOL_NAMES.get(r['pool'], r['pool'])}, {training_name(r['method'])} training"
@@ -250,9 +291,8 @@ def information_vs_vulnerability(correlation: pd.DataFrame, labels: Mapping[str,
              f"everything at once and only a large correlation can be significant; chapter 6 varies the "
              f"downsampling layer alone, across models.")
     if seeds < MIN_VERDICT_SEEDS:
-        text += (f" This chapter diagnoses {'one seed' if seeds == 1 else f'{seeds} seeds'} of each model (every seed "
-                 f"needs its own interpreters at every tap), fewer than the {MIN_VERDICT_SEEDS} a verdict over seeds "
-                 f"needs: whether this correlation holds from seed to seed is left undecided here, and claim 4 is "
+        text += (f" This correlation reads {'one seed' if seeds == 1 else f'{seeds} seeds'} of each model, fewer "
+                 f"than the {MIN_VERDICT_SEEDS} a verdict over seeds needs: whether this correlation holds from seed to seed is left undecided here, and claim 4 is "
                  f"decided in chapter 6, over at least {MIN_VERDICT_SEEDS} seeds of each downsampling variant.")
     return text
 
@@ -410,15 +450,18 @@ def diagnosis_claim(verdict: pd.DataFrame) -> str:
         return f"{r['source']}'s x′" if "source" in r else "x′"
 
     if len(named):
-        said = "; ".join(f"{r['pool']} pooling, {attack(r)}: {r['named']} (top in {round(r['agreement'] * r['seeds'])} "
+        several = "dataset" in named and part["dataset"].nunique() > 1
+        said = "; ".join(f"{r['dataset'] + ', ' if several else ''}{r['pool']} pooling, {attack(r)}: {r['named']} (top in {round(r['agreement'] * r['seeds'])} "
                          f"of {r['seeds']} seeds)" for r in named.to_dict("records"))
         left = len(part) - len(named)
         return (f"Named by rule 10: {said}" + (f"; not identifiable for the other {left} model-attack pairs" if left else "")
                 + f" ({int(part['n'].min())}–{int(part['n'].max())} adversarial examples per seed)")
     needed = part["examples_needed"].dropna()
-    return (f"Not identifiable at this size (rule 10): {int(part['seeds'].max())} seed(s) where the rule needs "
-            f"{MIN_VERDICT_SEEDS}, {int(part['n'].min())}–{int(part['n'].max())} adversarial examples per adversarially "
-            f"trained model" + (f"; separating the top two layers at the gaps observed would take about "
+    seeds = int(part["seeds"].max())
+    why = (f"{seeds} seed(s) where the rule needs {MIN_VERDICT_SEEDS}" if seeds < MIN_VERDICT_SEEDS else
+           f"over {seeds} seeds no faithful layer is first by mean V and top in two thirds of them")
+    return (f"Not identifiable at this size (rule 10): {why}, {int(part['n'].min())}–{int(part['n'].max())} "
+            f"adversarial examples per adversarially trained model" + (f"; separating the top two layers at the gaps observed would take about "
                                  f"{int(needed.min()):,}–{int(needed.max()):,} per seed" if len(needed) else ""))
 
 

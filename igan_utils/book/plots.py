@@ -301,6 +301,30 @@ def judged_error(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
     return fig
 
 
+def randomisation_profiles(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
+    """V per tap (with 95 % intervals) at each level of a cascading randomisation
+    (``randomisation.randomisation_check``): level 0 (trained) in black, each re-initialised level in
+    its own colour, labelled by the lowest layer re-initialised; levels that re-initialise no
+    diagnosed tap's layer dashed."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    taps = list(dict.fromkeys(table["tap"]))
+    for level, part in table.groupby("level", sort=True):
+        part = part.set_index("tap").reindex(taps)
+        trained = level == 0
+        err = np.vstack([part["V"] - part["V_lo"], part["V_hi"] - part["V"]])
+        ax.errorbar(np.arange(len(taps)) + 0.04 * level, part["V"], yerr=np.nan_to_num(err), capsize=2,
+                    color="black" if trained else None, linestyle="-" if trained or part["taps_randomised"].max() else "--",
+                    marker="o", label="trained" if trained else f"from {part['randomised'].iloc[0]} up")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(taps)), taps)
+    ax.set_xlabel("tap")
+    ax.set_ylabel("V")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def vulnerability_bars(table: pd.DataFrame, *, value: str = "V", hue: str = "pool", title: str = "") -> plt.Figure:
     """Bars of ``value`` (V or first_flip) per tap with their 95% intervals (``value``_lo/_hi), one
     panel per judge; ``table`` is the tidy diagnosis table (columns judge, tap, ``hue``, ...). Bars of

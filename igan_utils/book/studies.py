@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..method import interpretgan, layers, masking
+from ..method import interpretgan, layers, masking, planted, randomisation
 from ..method.runtime import project_root
 from . import configs, sweep, verdicts
 from .configs import looks_for
@@ -125,11 +125,23 @@ def pooling_study(params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, lis
 MIXED_SHARE = 0.5  # the share of adversarial twins in the mixed interpreters chapter 4 tries (rule 7)
 
 
-def _labelled(table: pd.DataFrame, key: tuple[str, str, str]) -> pd.DataFrame:
-    """``table`` with the model's ``dataset``, ``method`` and ``pool`` as its first columns."""
-    for column, value in zip(("pool", "method", "dataset"), reversed(key)):
+def _labelled(table: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    """``table`` with the model's ``dataset``, ``method``, ``pool`` (and ``seed``, for a key of four)
+    as its first columns."""
+    for column, value in reversed(list(zip(("dataset", "method", "pool", "seed"), key))):
         table.insert(0, column, value)
     return table
+
+
+def seed_spread(diagnosis: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of ``by`` and tap of a diagnosis over seeds (column ``seed``): the mean V over seeds,
+    its standard deviation across seeds (``V_sd_seeds``) and the mean half-width of the within-seed
+    95 % intervals (``V_halfwidth``): is the seed-to-seed spread larger than what one seed's
+    examples already leave open?"""
+    taps = diagnosis[diagnosis["tap"] != layers.INPUT].assign(halfwidth=lambda d: (d["V_hi"] - d["V_lo"]) / 2)
+    return (taps.groupby([*by, "tap"], sort=False)
+            .agg(seeds=("seed", "nunique"), V=("V", "mean"), V_sd_seeds=("V", "std"), V_halfwidth=("halfwidth", "mean"))
+            .reset_index())
 
 
 def diagnosis_attacks(params, dataset: str, model, x, y, *, store: Store, strongest: bool = True) -> layers.Attacked:
@@ -155,6 +167,56 @@ def diagnosis_table(params, models: Mapping, interpreters: Mapping, judges: Mapp
         judging = {"independent": judges[key[0]].model, "self": trained.model}
         frames.append(_labelled(layers.vulnerability_table(trained.model, interpreters[key], judging, attacked,
                                                            bootstrap=params.bootstrap), key))
+    return pd.concat(frames, ignore_index=True)
+
+
+PLANTS = 10  # plants of each kind per dataset and interpreter (rule 12: ≥ 9 of 10 found)
+PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
+
+
+def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
+    """Rule 12's plants (``method.planted``) for each dataset: inside every plant the dataset's
+    naturally trained model of the first pool, judged by the dataset's judge, x′ from highest-loss
+    PGD at the chapter's ε; once with exact interpreters (the diagnosis alone) and once with
+    InterpretGAN interpreters trained for each plant with the chapter's settings (kept in ``store``).
+    Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
+    gan = configs.gan_config_for(params, seed=params.seeds[0])
+    frames = []
+    for ds, split in splits.items():
+        settings = configs.attack_settings(params, ds)
+        attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
+        made = {"exact": None,
+                "InterpretGAN": lambda plant, split=split: interpretgan.interpreters_for(plant, None, split.train, gan,
+                                                                                        store=store, progress=False)}
+        for name, interpreters in made.items():
+            table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
+                                          split.test, eps=settings["eps"], plants=PLANTS,
+                                          per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=interpreters,
+                                          attack=attack, bootstrap=params.bootstrap)
+            frames.append(table.assign(dataset=ds, interpreters=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+RANDOMISATION_IMAGES = 500  # test images attacked per randomisation level (at most diag_size)
+
+
+def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
+    """Rule 12's cascading randomisation (``method.randomisation``) of each dataset's adversarially
+    trained model of the first pool, every layer from the head down to the first: at every level new x′ (the
+    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, kept in ``store``),
+    the dataset's judge. Columns: those of ``randomisation.randomisation_check`` and ``dataset``."""
+    gan = configs.gan_config_for(params, seed=params.seeds[0])
+    frames = []
+    for ds, split in splits.items():
+        model = next(m.model for (d, method, pool), m in models.items()
+                     if d == ds and method != "natural" and pool == params.pools[0])
+        taps = list(params.taps or model.taps)
+        x, y = split.test.take(slice(0, min(RANDOMISATION_IMAGES, params.diag_size))).tensors()
+        attack = lambda m, x, y, ds=ds: diagnosis_attacks(params, ds, m, x, y, store=store)
+        trained = lambda m, split=split: interpretgan.interpreters_for(m, taps, split.train, gan, store=store, progress=False)
+        table = randomisation.randomisation_check(model, judges[ds].model, x, y, taps=taps, attack=attack,
+                                                  interpreters=trained, bootstrap=params.bootstrap)
+        frames.append(table.assign(dataset=ds))
     return pd.concat(frames, ignore_index=True)
 
 
