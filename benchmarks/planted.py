@@ -1,0 +1,48 @@
+"""Does the diagnosis find the layer where one is planted? Rule 12 on a profile's models (issue 48;
+not a speed test).
+
+Builds what chapter 4 builds for one dataset (its naturally trained model of the first pool and its
+trusted judge, from the store or trained now) and runs ``studies.planted_checks``: ten flip and ten
+null plants, with exact interpreters and with InterpretGAN's at the chapter's settings. Prints the
+rule's verdict and every plant's outcome. The rule (method page, rule 12) was fixed before the first
+run: at least 9 of 10 plants of each kind found.
+
+Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from igan_utils.book import configs, profiles, studies
+from igan_utils.book.store import Store
+from igan_utils.method import planted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", choices=profiles.PROFILE_NAMES)
+    parser.add_argument("--dataset", default="mnist")
+    args = parser.parse_args()
+    P = profiles.resolve("04_diagnosis", args.profile, datasets=[args.dataset])
+    started = time.perf_counter()
+    store = Store()
+    splits = configs.splits_for(P, args.dataset)
+    natural = configs.models_for(P, args.dataset, splits, store=store, adversarial=(False,), pools=P.pools[:1],
+                                 seeds=P.seeds[:1])[0]
+    judge, checks = configs.trusted_judge(P, args.dataset, splits, store=store)
+    print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label} "
+          f"(masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
+    table = studies.planted_checks(P, {(args.dataset, "natural", P.pools[0]): natural}, {args.dataset: judge},
+                                   {args.dataset: splits}, store=store)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns="dataset").round(3).to_string())
+        print(planted.pass_rates(table, ["dataset", "interpreters"]).to_string())
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
