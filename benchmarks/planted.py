@@ -8,6 +8,7 @@ rule's verdict and every plant's outcome. The rule (method page, rule 12) was fi
 run: at least 9 of 10 plants of each kind found.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
+       [--lambda-cls 0]  (the interpreters without their classification-consistency loss)
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick", choices=profiles.PROFILE_NAMES)
     parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--lambda-cls", type=float, default=None,
+                        help="weight of InterpretGAN's classification-consistency loss (default: the profile's)")
     args = parser.parse_args()
-    P = profiles.resolve("04_diagnosis", args.profile, datasets=[args.dataset])
+    overrides = {} if args.lambda_cls is None else {"lambda_cls": args.lambda_cls}
+    P = profiles.resolve("04_diagnosis", args.profile, datasets=[args.dataset], **overrides)
     started = time.perf_counter()
     store = Store()
     splits = configs.splits_for(P, args.dataset)
     natural = configs.models_for(P, args.dataset, splits, store=store, adversarial=(False,), pools=P.pools[:1],
                                  seeds=P.seeds[:1])[0]
     judge, checks = configs.trusted_judge(P, args.dataset, splits, store=store)
-    print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label} "
+    print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label}, λ_cls {P.lambda_cls} "
           f"(masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
     table = studies.planted_checks(P, {(args.dataset, "natural", P.pools[0]): natural}, {args.dataset: judge},
                                    {args.dataset: splits}, store=store)

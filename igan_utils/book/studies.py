@@ -192,7 +192,7 @@ def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *,
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
                                           per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=interpreters,
-                                          attack=attack, bootstrap=params.bootstrap)
+                                          attack=attack, bootstrap=params.bootstrap, progress=True)
             frames.append(table.assign(dataset=ds, interpreters=name))
     return pd.concat(frames, ignore_index=True)
 
@@ -215,7 +215,7 @@ def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mappi
         attack = lambda m, x, y, ds=ds: diagnosis_attacks(params, ds, m, x, y, store=store)
         trained = lambda m, split=split: interpretgan.interpreters_for(m, taps, split.train, gan, store=store, progress=False)
         table = randomisation.randomisation_check(model, judges[ds].model, x, y, taps=taps, attack=attack,
-                                                  interpreters=trained, bootstrap=params.bootstrap)
+                                                  interpreters=trained, bootstrap=params.bootstrap, progress=True)
         frames.append(table.assign(dataset=ds))
     return pd.concat(frames, ignore_index=True)
 

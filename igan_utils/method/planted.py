@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from .cache import weights_fingerprint
 from .data import ImageSet
@@ -142,7 +143,7 @@ def planted_check(classifier: nn.Module, judge: nn.Module, train: ImageSet, test
                   plants: int = 10, per_plant: int = 100, stages: Sequence[str] = STAGES,
                   interpreters: Callable[[nn.Module], Mapping[str, Interpreter]] | None = None,
                   attack: Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Attacked] | None = None,
-                  bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
+                  bootstrap: int = 200, seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """The diagnosis run on ``plants`` flip plants (planted tap ``stages[i % len(stages)]``) and as many
     null plants, plant i on its own ``per_plant`` test images (drawn by ``seed + i``).
 
@@ -153,6 +154,7 @@ def planted_check(classifier: nn.Module, judge: nn.Module, train: ImageSet, test
         interpreters: plant → tap → :class:`Interpreter` (default: :func:`exact_interpreters`).
         attack: (plant, x, y, seed) → :class:`Attacked` (default: PGD-20 at step eps/8, highest loss).
         bootstrap: resamples of V's intervals.
+        progress: show a bar over the plants.
 
     Returns one row per plant: ``plant``, ``kind`` (``flip`` or ``null``), ``planted`` (tap or None),
     ``n`` (adversarial examples), ``top`` (the faithful tap of largest V), ``V_top``, ``V_top_lo``,
@@ -167,14 +169,14 @@ def planted_check(classifier: nn.Module, judge: nn.Module, train: ImageSet, test
     interpreters = interpreters or (lambda plant: exact_interpreters(plant, train.image_shape))
     attack = attack or (lambda plant, x, y, s: confident_attacks(plant, x, y, eps=eps, steps=20, step_size=eps / 8, seed=s))
     rows = []
-    for kind in ("flip", "null"):
-        for i in range(plants):
-            planted = stages[i % len(stages)] if kind == "flip" else None
-            plant = plant_flip(classifier, prototypes, at=planted, stages=stages) if planted else plant_null(classifier, stages=stages)
-            x, y = test.subset(per_plant, seed=seed + i).tensors(model_device(classifier))
-            found = attack(plant, x, y, seed + i)
-            table = vulnerability_table(plant, interpreters(plant), {"judge": judge}, found, bootstrap=bootstrap, seed=seed + i)
-            rows.append({"plant": i, "kind": kind, "planted": planted, **_outcome(table, planted)})
+    for kind, i in tqdm([(kind, i) for kind in ("flip", "null") for i in range(plants)], desc="plants",
+                        disable=not progress, leave=False):
+        planted = stages[i % len(stages)] if kind == "flip" else None
+        plant = plant_flip(classifier, prototypes, at=planted, stages=stages) if planted else plant_null(classifier, stages=stages)
+        x, y = test.subset(per_plant, seed=seed + i).tensors(model_device(classifier))
+        found = attack(plant, x, y, seed + i)
+        table = vulnerability_table(plant, interpreters(plant), {"judge": judge}, found, bootstrap=bootstrap, seed=seed + i)
+        rows.append({"plant": i, "kind": kind, "planted": planted, **_outcome(table, planted)})
     return pd.DataFrame(rows)
 
 

@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from .interpretgan import Interpreter
 from .layers import INPUT, Attacked, vulnerability_table
@@ -69,7 +70,7 @@ def randomisation_check(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: 
                         taps: Sequence[str], attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], Attacked],
                         interpreters: Callable[[nn.Module], Mapping[str, Interpreter]],
                         levels: Sequence[Sequence[str]] | None = None, bootstrap: int = 200,
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """V per tap of ``model`` and of each randomised copy (:func:`cascade` unless ``levels`` given).
 
     Args:
@@ -80,6 +81,7 @@ def randomisation_check(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: 
         interpreters: model → tap → :class:`Interpreter`, trained for that model (e.g. GANs, or
             ``layers.decoder_interpreters``).
         bootstrap: resamples of V's intervals.
+        progress: show a bar over the levels.
 
     Returns one row per level and tap: ``level`` (0: trained), ``randomised`` (the lowest layer
     re-initialised, ``none`` at level 0), ``taps_randomised`` (how many of ``taps`` lie in a
@@ -88,7 +90,7 @@ def randomisation_check(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: 
     """
     levels = cascade(model) if levels is None else [list(level) for level in levels]
     frames = []
-    for level, layers in enumerate([[], *levels]):
+    for level, layers in enumerate(tqdm([[], *levels], desc="randomisation levels", disable=not progress, leave=False)):
         candidate = randomised(model, layers, seed=seed + level) if layers else model
         found = attack(candidate, x, y)
         table = vulnerability_table(candidate, interpreters(candidate), {"judge": judge}, found, taps=taps,
