@@ -8,7 +8,8 @@ rule's verdict and every plant's outcome. The rule (method page, rule 12) was fi
 run: at least 9 of 10 plants of each kind found.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
-       [--lambda-cls 0]  (the interpreters without their classification-consistency loss)
+       [--lambda-cls 0]  (interpreters without their classification-consistency loss)
+benchmarks/planted_generator.py then reads the generators it stored.
 """
 
 from __future__ import annotations
