@@ -177,17 +177,19 @@ PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
 def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
     """Rule 12's plants (``method.planted``) for each dataset: inside every plant the dataset's
     naturally trained model of the first pool, judged by the dataset's judge, x′ from highest-loss
-    PGD at the chapter's ε; once with exact interpreters (the diagnosis alone) and once with
-    InterpretGAN interpreters trained for each plant with the chapter's settings (kept in ``store``).
-    Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
-    gan = configs.gan_config_for(params, seed=params.seeds[0])
+    PGD at the chapter's ε; with exact interpreters (the diagnosis alone), with InterpretGAN
+    interpreters trained for each plant with the chapter's settings, and with InterpretGAN interpreters
+    that also saw adversarial twins (:data:`MIXED_SHARE` of each batch, at the chapter's ε; rule 13),
+    both kept in ``store``. Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
     frames = []
     for ds, split in splits.items():
         settings = configs.attack_settings(params, ds)
         attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
-        made = {"exact": None,
-                "InterpretGAN": lambda plant, split=split: interpretgan.interpreters_for(plant, None, split.train, gan,
-                                                                                        store=store, progress=False)}
+        clean = configs.gan_config_for(params, seed=params.seeds[0])
+        twins = configs.gan_config_for(params, seed=params.seeds[0], adv_share=MIXED_SHARE, eps=settings["eps"])
+        trained = lambda gan, split=split: (
+            lambda plant: interpretgan.interpreters_for(plant, None, split.train, gan, store=store, progress=False))
+        made = {"exact": None, "InterpretGAN": trained(clean), "InterpretGAN + twins": trained(twins)}
         for name, interpreters in made.items():
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
