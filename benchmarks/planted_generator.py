@@ -3,7 +3,8 @@
 
 On the null plant over a profile's naturally trained model C (every stage passes the image on), the
 `stage1` generator, read from the store that ``benchmarks/planted.py`` filled, interprets clean test
-images and their highest-loss PGD twins x′. Prints, per λ_cls, the trusted judge's accuracy on x, on
+images and their highest-loss PGD twins x′. Prints, per λ_cls and for the generator trained with
+adversarial twins (rule 13), the trusted judge's accuracy on x, on
 G(x), on x′ and on G(x′), how often C labels G(x′) as it labels x′, and the mean pixel error of G.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted_generator.py
@@ -11,13 +12,13 @@ Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/plant
 
 from __future__ import annotations
 
-from igan_utils.book import configs, profiles
+from igan_utils.book import configs, profiles, studies
 from igan_utils.book.store import Store
 from igan_utils.method import attacks, interpretgan, layers, planted
 
 
 def main(images: int = 300) -> None:
-    for lambda_cls in (1.0, 0.0):
+    for lambda_cls, twins in ((1.0, False), (0.0, False), (1.0, True)):
         P = profiles.resolve("04_diagnosis", "quick", datasets=["mnist"], lambda_cls=lambda_cls)
         store, splits = Store(), configs.splits_for(P, "mnist")
         natural = configs.models_for(P, "mnist", splits, store=store, adversarial=(False,), pools=P.pools[:1],
@@ -25,7 +26,8 @@ def main(images: int = 300) -> None:
         judge, _ = configs.trusted_judge(P, "mnist", splits, store=store)
         plant = planted.plant_null(natural)
         generators = interpretgan.interpreters_for(plant, ["stage1"], splits.train,
-                                                   configs.gan_config_for(P, seed=P.seeds[0]), store=store, progress=False)
+                                                   studies.diagnosis_gan(P, "mnist", P.seeds[0], twins=twins),
+                                                   store=store, progress=False)
         x, y = splits.test.take(slice(0, images)).tensors()
         found = layers.confident_attacks(plant, x, y, **configs.attack_settings(P, "mnist"))
         x_hat = interpretgan.interpret(plant, generators, x)["stage1"]
@@ -35,9 +37,9 @@ def main(images: int = 300) -> None:
             return (attacks.predict(judge.model, images) == labels).float().mean().item()
 
         same = (attacks.predict(natural, adv_hat) == attacks.predict(natural, found.x_adv)).float().mean().item()
-        print(f"λ_cls {lambda_cls}: judge right on x {judged(x, y):.3f}, G(x) {judged(x_hat, y):.3f}, "
-              f"x′ {judged(found.x_adv, found.y):.3f}, G(x′) {judged(adv_hat, found.y):.3f} ({len(found.y)} x′); "
-              f"C labels G(x′) as x′ {same:.3f}; |G(x) − x| {(x_hat - x).abs().mean().item():.3f}, "
+        print(f"λ_cls {lambda_cls}{', twins' if twins else ''}: judge right on x {judged(x, y):.3f}, "
+              f"G(x) {judged(x_hat, y):.3f}, x′ {judged(found.x_adv, found.y):.3f}, G(x′) {judged(adv_hat, found.y):.3f} "
+              f"({len(found.y)} x′); C labels G(x′) as x′ {same:.3f}; |G(x) − x| {(x_hat - x).abs().mean().item():.3f}, "
               f"|G(x′) − x′| {(adv_hat - found.x_adv).abs().mean().item():.3f}", flush=True)
 
 

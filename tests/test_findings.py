@@ -7,7 +7,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from igan_utils.book import findings, runner
+from igan_utils.book import findings, verdicts, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,6 +188,12 @@ def test_chapter_4_answers_in_three_plain_sentences_above_its_details():
     assert "significantly less in 1" in lead and "chapter 6 decides claim 4" in lead  # one seed: no verdict here
     assert "clearly less vulnerability than max pooling in 1 of 2 comparisons and clearly more in 0" in lead
     assert "Left out of that count: 1 comparison with a masked model." in lead
+    withheld = pd.DataFrame({"dataset": "mnist", "method": "pgd", "pool": "max", "judge": "independent",
+                             "verdict": [verdicts.UNVALIDATED], "named": [None], "n": 200, "seeds": 3,
+                             "examples_needed": [None]})
+    caveated = findings.diagnosis_summary(ranking, correlation, pooling, layer_rule=withheld)
+    assert caveated.startswith("**In short.** With interpreters that failed the planted check (rule 13), the independent")
+    assert "claim 3 reads: No layer named on mnist (rule 13)" in caveated
     text = findings.answer("A.", "B.", profile="quick", lead=lead)
     assert text == lead + "\n\n- A.\n- B."
 

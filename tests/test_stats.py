@@ -413,3 +413,43 @@ def test_seed_spread_sets_the_spread_across_seeds_beside_the_within_seed_interva
     assert (row["tap"], row["seeds"]) == ("conv1", 3)
     assert row["V"] == pytest.approx(0.2) and row["V_sd_seeds"] == pytest.approx(0.1)
     assert row["V_halfwidth"] == pytest.approx(0.05)
+
+
+def _rates(passing: dict[tuple[str, str], bool]) -> pd.DataFrame:
+    """Rule 12's pass rates: one row per dataset, interpreters and plant kind (the null kind failing
+    where ``passing`` says False)."""
+    return pd.DataFrame([{"dataset": ds, "interpreters": name, "kind": kind,
+                          "passed": ok or kind == "flip"} for (ds, name), ok in passing.items()
+                         for kind in ("flip", "null")])
+
+
+def test_rule_13_reads_the_first_trained_interpreters_that_pass_the_plants():
+    clean, twins = verdicts.TRAINED_INTERPRETERS
+    choice = verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False, ("mnist", twins): True,
+                                                 ("fashion", "exact"): True, ("fashion", clean): True,
+                                                 ("fashion", twins): True, ("cifar", clean): False,
+                                                 ("cifar", twins): False})).set_index("dataset")
+    assert choice.loc["mnist", ["interpreters", "twins", "validated"]].tolist() == [twins, True, True]
+    assert choice.loc["fashion", ["interpreters", "twins"]].tolist() == [clean, False]  # the simpler ones first
+    assert pd.isna(choice.loc["cifar", "interpreters"]) and not choice.loc["cifar", "validated"]
+    # exact interpreters passing validates the diagnosis, not the generators: they are never chosen
+    assert verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False})).iloc[0]["validated"] == False
+
+
+def test_rule_13_withholds_claim_3_where_the_interpreters_failed_the_plants():
+    clean, twins = verdicts.TRAINED_INTERPRETERS
+    agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1, "fc1": 0.05} for s in range(3)}).assign(source="PGD")
+    other = agreeing.assign(dataset="fashion")
+    verdict = verdicts.layer_verdict(pd.concat([agreeing, other]), [*BY, "source"])
+    choice = verdicts.interpreter_choice(_rates({("mnist", clean): False, ("mnist", twins): False, ("fashion", twins): True}))
+    withheld = verdicts.withhold_unvalidated(verdict, choice).set_index("dataset")
+    assert withheld.loc["mnist", "verdict"] == verdicts.UNVALIDATED and pd.isna(withheld.loc["mnist", "named"])
+    assert withheld.loc["fashion", "named"] == "conv1"  # validated: rule 10's verdict stays
+    line = findings.diagnosis_claim(withheld.reset_index())
+    assert line.startswith("No layer named on mnist (rule 13): no trained interpreter passed the planted check")
+    assert "; on fashion: Named by rule 10: max pooling, PGD's x′: conv1" in line
+    alone = verdicts.withhold_unvalidated(verdicts.layer_verdict(agreeing, [*BY, "source"]), choice)
+    assert "Named" not in findings.diagnosis_claim(alone)
+    text = findings.interpreter_choice(choice, {"mnist": "MNIST-10k", "fashion": "Fashion-MNIST"})
+    assert "On MNIST-10k no trained interpreter passed" in text
+    assert f"On Fashion-MNIST the diagnosis reads {twins} interpreters (rule 13)." in text

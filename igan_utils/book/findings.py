@@ -27,7 +27,7 @@ import pandas as pd
 from ..method.layers import INPUT
 from ..method.randomisation import MIN_RANDOMISED_EXAMPLES
 from ..method.stats import ALPHA, MIN_CORRELATION_MODELS, MIN_VERDICT_SEEDS, detectable_difference
-from .verdicts import family_verdict
+from .verdicts import UNVALIDATED, family_verdict
 
 __all__ = ["CLAIMS", "training_name", "clean_accuracy", "robust_accuracy", "masking", "attack_failure",
            "interpretation_quality", "judge", "mixing", "most_vulnerable", "diagnosis_summary", "attack_comparison",
@@ -159,6 +159,17 @@ def planted(rates: pd.DataFrame, labels: Mapping[str, str]) -> str:
     return " ".join(sentences)
 
 
+def interpreter_choice(choice: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Chapter 4: which interpreters the diagnosis reads (``choice``: ``verdicts.interpreter_choice``)."""
+    sentences = []
+    for r in choice.to_dict("records"):
+        sentences.append(
+            f"On {labels[r['dataset']]} the diagnosis reads {r['interpreters']} interpreters (rule 13)." if r["validated"]
+            else f"On {labels[r['dataset']]} no trained interpreter passed, so the tables below read clean-only "
+                 f"InterpretGAN interpreters and claim 3 names no layer there (rule 13).")
+    return " ".join(sentences)
+
+
 def randomisation(levels: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """Chapter 4: the cascading randomisation (``levels``: ``randomisation.randomisation_verdict``'s
     table per dataset, with ``dataset`` and ``passed``)."""
@@ -228,7 +239,9 @@ def diagnosis_summary(ranking: pd.DataFrame, correlation: pd.DataFrame, pooling:
                           for ds, part in independent.groupby("dataset", sort=False))
     else:
         found = where(independent)
-    text = f"**In short.** The independent judge sees the true class lost mostly at these layers: {found}."
+    unvalidated = layer_rule is not None and (layer_rule["verdict"] == UNVALIDATED).any()
+    caveat = "With interpreters that failed the planted check (rule 13), the" if unvalidated else "The"
+    text = f"**In short.** {caveat} independent judge sees the true class lost mostly at these layers: {found}."
     if layer_rule is not None:
         text += f" Over seeds, claim 3 reads: {diagnosis_claim(layer_rule)}."
 
@@ -444,6 +457,16 @@ def diagnosis_claim(verdict: pd.DataFrame) -> str:
     part = verdict[(verdict["judge"] == "independent") & (verdict["method"] != "natural")]
     if part.empty:
         return "Untested: no adversarially trained model was diagnosed by the independent judge"
+    failed = part[part["verdict"] == UNVALIDATED]
+    if len(failed):
+        where = ", ".join(dict.fromkeys(failed["dataset"])) if "dataset" in failed else "this dataset"
+        withheld = (f"No layer named on {where} (rule 13): no trained interpreter passed the planted check, so "
+                    f"a jump of V may be the generator's")
+        if len(part) == len(failed):
+            return withheld
+        rest = verdict.drop(failed.index)
+        others = ", ".join(dict.fromkeys(part.drop(failed.index)["dataset"]))
+        return f"{withheld}; on {others}: {diagnosis_claim(rest)}"
     named = part[part["verdict"] == "named"]
 
     def attack(r) -> str:

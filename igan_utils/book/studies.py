@@ -174,6 +174,13 @@ PLANTS = 10  # plants of each kind per dataset and interpreter (rule 12: ≥ 9 o
 PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
 
 
+def diagnosis_gan(params, dataset: str, seed: int, *, twins: bool = False):
+    """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``: the chapter's, with
+    :data:`MIXED_SHARE` of each batch replaced by PGD twins at the chapter's ε when ``twins`` (rule 13)."""
+    eps = configs.attack_settings(params, dataset)["eps"]
+    return configs.gan_config_for(params, seed=seed, adv_share=MIXED_SHARE if twins else 0.0, eps=eps)
+
+
 def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
     """Rule 12's plants (``method.planted``) for each dataset: inside every plant the dataset's
     naturally trained model of the first pool, judged by the dataset's judge, x′ from highest-loss
@@ -185,11 +192,11 @@ def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *,
     for ds, split in splits.items():
         settings = configs.attack_settings(params, ds)
         attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
-        clean = configs.gan_config_for(params, seed=params.seeds[0])
-        twins = configs.gan_config_for(params, seed=params.seeds[0], adv_share=MIXED_SHARE, eps=settings["eps"])
-        trained = lambda gan, split=split: (
-            lambda plant: interpretgan.interpreters_for(plant, None, split.train, gan, store=store, progress=False))
-        made = {"exact": None, "InterpretGAN": trained(clean), "InterpretGAN + twins": trained(twins)}
+        trained = lambda twins, ds=ds, split=split: (
+            lambda plant: interpretgan.interpreters_for(plant, None, split.train,
+                                                        diagnosis_gan(params, ds, params.seeds[0], twins=twins),
+                                                        store=store, progress=False))
+        made = {"exact": None, **{name: trained(twins) for name, twins in zip(verdicts.TRAINED_INTERPRETERS, (False, True))}}
         for name, interpreters in made.items():
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
@@ -202,14 +209,16 @@ def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *,
 RANDOMISATION_IMAGES = 500  # test images attacked per randomisation level (at most diag_size)
 
 
-def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
+def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store,
+                         twins: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """Rule 12's cascading randomisation (``method.randomisation``) of each dataset's adversarially
     trained model of the first pool, every layer from the head down to the first: at every level new x′ (the
-    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, kept in ``store``),
-    the dataset's judge. Columns: those of ``randomisation.randomisation_check`` and ``dataset``."""
-    gan = configs.gan_config_for(params, seed=params.seeds[0])
+    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, with adversarial twins
+    where ``twins[dataset]``, rule 13; kept in ``store``), the dataset's judge. Columns: those of
+    ``randomisation.randomisation_check`` and ``dataset``."""
     frames = []
     for ds, split in splits.items():
+        gan = diagnosis_gan(params, ds, params.seeds[0], twins=(twins or {}).get(ds, False))
         model = next(m.model for (d, method, pool), m in models.items()
                      if d == ds and method != "natural" and pool == params.pools[0])
         taps = list(params.taps or model.taps)
@@ -243,17 +252,16 @@ def least_faithful(diagnosis: pd.DataFrame) -> pd.Series:
     return ratios.sort_values("fidelity_ratio", ascending=False, kind="stable").iloc[0]
 
 
-def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, interpreters: Mapping, judges: Mapping,
-                      splits: Mapping, *, store: Store) -> pd.DataFrame:
+def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, judges: Mapping, splits: Mapping, *,
+                      store: Store) -> pd.DataFrame:
     """Rule 7's comparison on the model ``key``: its clean-only interpreters against interpreters
     trained with :data:`MIXED_SHARE` adversarial twins, on the same x′: per tap, R, the fidelity of
     x′'s interpretation, and the clean interpretations' label agreement and SSIM."""
     dataset, trained = key[0], models[key]
-    eps = configs.attack_settings(params, dataset)["eps"]
-    mixed = configs.gan_config_for(params, seed=params.seeds[0], adv_share=MIXED_SHARE, eps=eps)
-    versions = {"clean only": interpreters[key],
-                "clean + adversarial": interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
-                                                                     mixed, store=store)}
+    versions = {name: interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
+                                                    diagnosis_gan(params, dataset, params.seeds[0], twins=twins),
+                                                    store=store)
+                for name, twins in (("clean only", False), ("clean + adversarial", True))}
     x, y = splits[dataset].test.take(slice(0, params.diag_size)).tensors()
     attacked = diagnosis_attacks(params, dataset, trained.model, x, y, store=store)  # one x′ for both sets
     rows = []

@@ -224,6 +224,39 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TRAINED_INTERPRETERS = ("InterpretGAN", "InterpretGAN + twins")  # rule 13's candidates, in its order
+UNVALIDATED = "interpreters failed the plants"  # rule 13's verdict where no trained interpreter passed
+
+
+def interpreter_choice(rates: pd.DataFrame) -> pd.DataFrame:
+    """Rule 13: per dataset, the trained interpreters the diagnosis reads, from rule 12's pass rates
+    (``planted.pass_rates`` by ``dataset`` and ``interpreters``): the first of
+    :data:`TRAINED_INTERPRETERS` that passes (both plant kinds), or none.
+
+    Returns one row per dataset: ``dataset``, ``interpreters`` (the name, or None), ``twins`` (whether
+    they are trained with adversarial twins; False where none passed, so the tables still read
+    clean-only ones) and ``validated``."""
+    rows = []
+    for ds, part in rates.groupby("dataset", sort=False):
+        passed = part.groupby("interpreters", sort=False)["passed"].all()
+        chosen = next((name for name in TRAINED_INTERPRETERS if passed.get(name, False)), None)
+        rows.append({"dataset": ds, "interpreters": chosen, "twins": chosen == TRAINED_INTERPRETERS[1],
+                     "validated": chosen is not None})
+    return pd.DataFrame(rows, columns=["dataset", "interpreters", "twins", "validated"])
+
+
+def withhold_unvalidated(verdict: pd.DataFrame, choice: pd.DataFrame) -> pd.DataFrame:
+    """Rule 13 on rule 10's table (:func:`layer_verdict`, with ``dataset``): where the dataset's
+    interpreters were not validated (:func:`interpreter_choice`), no layer is named and the verdict
+    is :data:`UNVALIDATED`; the other columns stay."""
+    failed = verdict["dataset"].isin(choice.loc[~choice["validated"].astype(bool), "dataset"])
+    verdict = verdict.copy()
+    verdict.loc[failed, "verdict"] = UNVALIDATED
+    verdict.loc[failed, "named"] = None
+    verdict.loc[failed, "examples_needed"] = None
+    return verdict
+
+
 def knob_trend(table: pd.DataFrame, levels: Sequence[str], by: Sequence[str], *,
                measures: Sequence[str] = ("robust_acc",)) -> pd.DataFrame:
     """Rule 11 (claim 4 over a graded family; fixed on 2026-12-07, before any run that uses it): per
