@@ -9,6 +9,7 @@ run: at least 9 of 10 plants of each kind found.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
        [--lambda-cls 0]  (interpreters without their classification-consistency loss)
+       [--interpreters "InterpretGAN + twins, λ_cls 0"]  (only some of the interpreters)
 benchmarks/planted_generator.py then reads the generators it stored.
 """
 
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--lambda-cls", type=float, default=None,
                         help="weight of InterpretGAN's classification-consistency loss (default: the profile's)")
+    parser.add_argument("--interpreters", nargs="+", default=None,
+                        help="run only these of exact and rule 13's interpreters (default: all)")
     args = parser.parse_args()
     overrides = {} if args.lambda_cls is None else {"lambda_cls": args.lambda_cls}
     P = profiles.resolve("04_diagnosis", args.profile, datasets=[args.dataset], **overrides)
@@ -42,7 +45,8 @@ def main() -> None:
     print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label}, λ_cls {P.lambda_cls} "
           f"(masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
     table = studies.planted_checks(P, {(args.dataset, "natural", P.pools[0]): natural}, {args.dataset: judge},
-                                   {args.dataset: splits}, store=store)
+                                   {args.dataset: splits}, store=store,
+                                   interpreters=args.interpreters)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.drop(columns="dataset").round(3).to_string())
         print(planted.pass_rates(table, ["dataset", "interpreters"]).to_string())

@@ -3,8 +3,8 @@
 
 On the null plant over a profile's naturally trained model C (every stage passes the image on), the
 `stage1` generator, read from the store that ``benchmarks/planted.py`` filled, interprets clean test
-images and their highest-loss PGD twins x′. Prints, per λ_cls and for the generator trained with
-adversarial twins (rule 13), the trusted judge's accuracy on x, on
+images and their highest-loss PGD twins x′. Prints, per λ_cls and for the generators trained with
+adversarial twins (rule 13's candidates), the trusted judge's accuracy on x, on
 G(x), on x′ and on G(x′), how often C labels G(x′) as it labels x′, and the mean pixel error of G.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted_generator.py
@@ -18,7 +18,8 @@ from igan_utils.method import attacks, interpretgan, layers, planted
 
 
 def main(images: int = 300) -> None:
-    for lambda_cls, twins in ((1.0, False), (0.0, False), (1.0, True)):
+    for lambda_cls, name in ((1.0, "InterpretGAN"), (0.0, "InterpretGAN"), (1.0, "InterpretGAN + twins"),
+                             (1.0, "InterpretGAN + twins, λ_cls 0")):
         P = profiles.resolve("04_diagnosis", "quick", datasets=["mnist"], lambda_cls=lambda_cls)
         store, splits = Store(), configs.splits_for(P, "mnist")
         natural = configs.models_for(P, "mnist", splits, store=store, adversarial=(False,), pools=P.pools[:1],
@@ -26,7 +27,7 @@ def main(images: int = 300) -> None:
         judge, _ = configs.trusted_judge(P, "mnist", splits, store=store)
         plant = planted.plant_null(natural)
         generators = interpretgan.interpreters_for(plant, ["stage1"], splits.train,
-                                                   studies.diagnosis_gan(P, "mnist", P.seeds[0], twins=twins),
+                                                   studies.diagnosis_gan(P, "mnist", P.seeds[0], name),
                                                    store=store, progress=False)
         x, y = splits.test.take(slice(0, images)).tensors()
         found = layers.confident_attacks(plant, x, y, **configs.attack_settings(P, "mnist"))
@@ -37,7 +38,7 @@ def main(images: int = 300) -> None:
             return (attacks.predict(judge.model, images) == labels).float().mean().item()
 
         same = (attacks.predict(natural, adv_hat) == attacks.predict(natural, found.x_adv)).float().mean().item()
-        print(f"λ_cls {lambda_cls}{', twins' if twins else ''}: judge right on x {judged(x, y):.3f}, "
+        print(f"{name}{' (λ_cls 0)' if lambda_cls == 0 else ''}: judge right on x {judged(x, y):.3f}, "
               f"G(x) {judged(x_hat, y):.3f}, x′ {judged(found.x_adv, found.y):.3f}, G(x′) {judged(adv_hat, found.y):.3f} "
               f"({len(found.y)} x′); C labels G(x′) as x′ {same:.3f}; |G(x) − x| {(x_hat - x).abs().mean().item():.3f}, "
               f"|G(x′) − x′| {(adv_hat - found.x_adv).abs().mean().item():.3f}", flush=True)

@@ -424,20 +424,21 @@ def _rates(passing: dict[tuple[str, str], bool]) -> pd.DataFrame:
 
 
 def test_rule_13_reads_the_first_trained_interpreters_that_pass_the_plants():
-    clean, twins = verdicts.TRAINED_INTERPRETERS
+    clean, twins, plain_twins = verdicts.TRAINED_INTERPRETERS
     choice = verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False, ("mnist", twins): True,
+                                                 ("mnist", plain_twins): True,
                                                  ("fashion", "exact"): True, ("fashion", clean): True,
                                                  ("fashion", twins): True, ("cifar", clean): False,
                                                  ("cifar", twins): False})).set_index("dataset")
-    assert choice.loc["mnist", ["interpreters", "twins", "validated"]].tolist() == [twins, True, True]
-    assert choice.loc["fashion", ["interpreters", "twins"]].tolist() == [clean, False]  # the simpler ones first
-    assert pd.isna(choice.loc["cifar", "interpreters"]) and not choice.loc["cifar", "validated"]
+    assert choice.loc["mnist", ["interpreters", "reads", "validated"]].tolist() == [twins, twins, True]  # in rule 13's order
+    assert choice.loc["fashion", "interpreters"] == clean  # the simpler ones first
+    assert pd.isna(choice.loc["cifar", "interpreters"]) and choice.loc["cifar", "reads"] == clean and not choice.loc["cifar", "validated"]
     # exact interpreters passing validates the diagnosis, not the generators: they are never chosen
     assert verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False})).iloc[0]["validated"] == False
 
 
 def test_rule_13_withholds_claim_3_where_the_interpreters_failed_the_plants():
-    clean, twins = verdicts.TRAINED_INTERPRETERS
+    clean, twins, _ = verdicts.TRAINED_INTERPRETERS
     agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1, "fc1": 0.05} for s in range(3)}).assign(source="PGD")
     other = agreeing.assign(dataset="fashion")
     verdict = verdicts.layer_verdict(pd.concat([agreeing, other]), [*BY, "source"])
@@ -453,3 +454,13 @@ def test_rule_13_withholds_claim_3_where_the_interpreters_failed_the_plants():
     text = findings.interpreter_choice(choice, {"mnist": "MNIST-10k", "fashion": "Fashion-MNIST"})
     assert "On MNIST-10k no trained interpreter passed" in text
     assert f"On Fashion-MNIST the diagnosis reads {twins} interpreters (rule 13)." in text
+
+
+def test_rule_13s_interpreters_differ_only_as_named():
+    from igan_utils.book import profiles, studies
+    P = profiles.resolve("04_diagnosis", "smoke")
+    clean, twins, plain_twins = (studies.diagnosis_gan(P, "mnist", 0, name) for name in verdicts.TRAINED_INTERPRETERS)
+    assert (clean.adv_share, twins.adv_share, plain_twins.adv_share) == (0.0, studies.MIXED_SHARE, studies.MIXED_SHARE)
+    assert twins.adv_eps == plain_twins.adv_eps > 0 and clean.lambda_cls == twins.lambda_cls > 0 == plain_twins.lambda_cls
+    with pytest.raises(ValueError, match="interpreters must be one of"):
+        studies.diagnosis_gan(P, "mnist", 0, "InterpretGAN, robust")

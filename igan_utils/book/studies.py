@@ -6,6 +6,7 @@ rounds of test images that stop when it is decided (:func:`pooling_study`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -174,33 +175,41 @@ PLANTS = 10  # plants of each kind per dataset and interpreter (rule 12: ≥ 9 o
 PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
 
 
-def diagnosis_gan(params, dataset: str, seed: int, *, twins: bool = False):
-    """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``: the chapter's, with
-    :data:`MIXED_SHARE` of each batch replaced by PGD twins at the chapter's ε when ``twins`` (rule 13)."""
+def diagnosis_gan(params, dataset: str, seed: int, interpreters: str = verdicts.TRAINED_INTERPRETERS[0]):
+    """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``, by the name of one of
+    rule 13's :data:`~igan_utils.book.verdicts.TRAINED_INTERPRETERS`: the chapter's settings; with
+    "+ twins", :data:`MIXED_SHARE` of each batch replaced by PGD twins at the chapter's ε; with
+    "λ_cls 0", no classification-consistency term. Raises ValueError for another name."""
+    if interpreters not in verdicts.TRAINED_INTERPRETERS:
+        raise ValueError(f"interpreters must be one of {verdicts.TRAINED_INTERPRETERS}, got {interpreters!r}")
     eps = configs.attack_settings(params, dataset)["eps"]
-    return configs.gan_config_for(params, seed=seed, adv_share=MIXED_SHARE if twins else 0.0, eps=eps)
+    gan = configs.gan_config_for(params, seed=seed, adv_share=MIXED_SHARE if "twins" in interpreters else 0.0, eps=eps)
+    return dataclasses.replace(gan, lambda_cls=0.0) if interpreters.endswith("λ_cls 0") else gan
 
 
-def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store) -> pd.DataFrame:
+def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store,
+                   interpreters: Sequence[str] | None = None) -> pd.DataFrame:
     """Rule 12's plants (``method.planted``) for each dataset: inside every plant the dataset's
     naturally trained model of the first pool, judged by the dataset's judge, x′ from highest-loss
     PGD at the chapter's ε; with exact interpreters (the diagnosis alone), with InterpretGAN
     interpreters trained for each plant with the chapter's settings, and with InterpretGAN interpreters
-    that also saw adversarial twins (:data:`MIXED_SHARE` of each batch, at the chapter's ε; rule 13),
-    both kept in ``store``. Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
+    that also saw adversarial twins (:data:`MIXED_SHARE` of each batch, at the chapter's ε), with and
+    without the classification term (rule 13), all kept in ``store``; ``interpreters`` names a subset
+    (default: all). Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
     frames = []
     for ds, split in splits.items():
         settings = configs.attack_settings(params, ds)
         attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
-        trained = lambda twins, ds=ds, split=split: (
-            lambda plant: interpretgan.interpreters_for(plant, None, split.train,
-                                                        diagnosis_gan(params, ds, params.seeds[0], twins=twins),
+        trained = lambda name, ds=ds, split=split: (
+            lambda plant: interpretgan.interpreters_for(plant, None, split.train, diagnosis_gan(params, ds, params.seeds[0], name),
                                                         store=store, progress=False))
-        made = {"exact": None, **{name: trained(twins) for name, twins in zip(verdicts.TRAINED_INTERPRETERS, (False, True))}}
-        for name, interpreters in made.items():
+        made = {"exact": None, **{name: trained(name) for name in verdicts.TRAINED_INTERPRETERS}}
+        for name, made_for in made.items():
+            if interpreters is not None and name not in interpreters:
+                continue
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
-                                          per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=interpreters,
+                                          per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=made_for,
                                           attack=attack, bootstrap=params.bootstrap, progress=True)
             frames.append(table.assign(dataset=ds, interpreters=name))
     return pd.concat(frames, ignore_index=True)
@@ -210,15 +219,15 @@ RANDOMISATION_IMAGES = 500  # test images attacked per randomisation level (at m
 
 
 def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store,
-                         twins: Mapping[str, bool] | None = None) -> pd.DataFrame:
+                         interpreters: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rule 12's cascading randomisation (``method.randomisation``) of each dataset's adversarially
     trained model of the first pool, every layer from the head down to the first: at every level new x′ (the
-    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, with adversarial twins
-    where ``twins[dataset]``, rule 13; kept in ``store``), the dataset's judge. Columns: those of
+    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, or those named by
+    ``interpreters[dataset]``, rule 13; kept in ``store``), the dataset's judge. Columns: those of
     ``randomisation.randomisation_check`` and ``dataset``."""
     frames = []
     for ds, split in splits.items():
-        gan = diagnosis_gan(params, ds, params.seeds[0], twins=(twins or {}).get(ds, False))
+        gan = diagnosis_gan(params, ds, params.seeds[0], (interpreters or {}).get(ds, verdicts.TRAINED_INTERPRETERS[0]))
         model = next(m.model for (d, method, pool), m in models.items()
                      if d == ds and method != "natural" and pool == params.pools[0])
         taps = list(params.taps or model.taps)
@@ -259,9 +268,9 @@ def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, judges
     x′'s interpretation, and the clean interpretations' label agreement and SSIM."""
     dataset, trained = key[0], models[key]
     versions = {name: interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
-                                                    diagnosis_gan(params, dataset, params.seeds[0], twins=twins),
+                                                    diagnosis_gan(params, dataset, params.seeds[0], settings),
                                                     store=store)
-                for name, twins in (("clean only", False), ("clean + adversarial", True))}
+                for name, settings in zip(("clean only", "clean + adversarial"), verdicts.TRAINED_INTERPRETERS)}
     x, y = splits[dataset].test.take(slice(0, params.diag_size)).tensors()
     attacked = diagnosis_attacks(params, dataset, trained.model, x, y, store=store)  # one x′ for both sets
     rows = []

@@ -224,7 +224,7 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TRAINED_INTERPRETERS = ("InterpretGAN", "InterpretGAN + twins")  # rule 13's candidates, in its order
+TRAINED_INTERPRETERS = ("InterpretGAN", "InterpretGAN + twins", "InterpretGAN + twins, λ_cls 0")  # rule 13's order
 UNVALIDATED = "interpreters failed the plants"  # rule 13's verdict where no trained interpreter passed
 
 
@@ -233,16 +233,16 @@ def interpreter_choice(rates: pd.DataFrame) -> pd.DataFrame:
     (``planted.pass_rates`` by ``dataset`` and ``interpreters``): the first of
     :data:`TRAINED_INTERPRETERS` that passes (both plant kinds), or none.
 
-    Returns one row per dataset: ``dataset``, ``interpreters`` (the name, or None), ``twins`` (whether
-    they are trained with adversarial twins; False where none passed, so the tables still read
-    clean-only ones) and ``validated``."""
+    Returns one row per dataset: ``dataset``, ``interpreters`` (the name, or None), ``reads`` (the
+    name the chapter's tables read: the chosen one, or clean-only InterpretGAN where none passed) and
+    ``validated``."""
     rows = []
     for ds, part in rates.groupby("dataset", sort=False):
         passed = part.groupby("interpreters", sort=False)["passed"].all()
         chosen = next((name for name in TRAINED_INTERPRETERS if passed.get(name, False)), None)
-        rows.append({"dataset": ds, "interpreters": chosen, "twins": chosen == TRAINED_INTERPRETERS[1],
+        rows.append({"dataset": ds, "interpreters": chosen, "reads": chosen or TRAINED_INTERPRETERS[0],
                      "validated": chosen is not None})
-    return pd.DataFrame(rows, columns=["dataset", "interpreters", "twins", "validated"])
+    return pd.DataFrame(rows, columns=["dataset", "interpreters", "reads", "validated"])
 
 
 def withhold_unvalidated(verdict: pd.DataFrame, choice: pd.DataFrame) -> pd.DataFrame:
