@@ -9,6 +9,7 @@ run: at least 9 of 10 plants of each kind found.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
        [--lambda-cls 0]  (interpreters without their classification-consistency loss)
+       [--lambda-adv 0]  (without their realism loss: plain decoders)
        [--interpreters "InterpretGAN + twins, λ_cls 0"]  (only some of the interpreters)
 benchmarks/planted_generator.py then reads the generators it stored.
 """
@@ -31,10 +32,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--lambda-cls", type=float, default=None,
                         help="weight of InterpretGAN's classification-consistency loss (default: the profile's)")
+    parser.add_argument("--lambda-adv", type=float, default=None,
+                        help="weight of InterpretGAN's realism loss (default: the profile's; 0: a plain decoder)")
     parser.add_argument("--interpreters", nargs="+", default=None,
                         help="run only these of exact and rule 13's interpreters (default: all)")
     args = parser.parse_args()
-    overrides = {} if args.lambda_cls is None else {"lambda_cls": args.lambda_cls}
+    overrides = {name: value for name, value in (("lambda_cls", args.lambda_cls), ("lambda_adv", args.lambda_adv))
+                 if value is not None}
     P = profiles.resolve("04_diagnosis", args.profile, datasets=[args.dataset], **overrides)
     started = time.perf_counter()
     store = Store()
@@ -42,8 +46,8 @@ def main() -> None:
     natural = configs.models_for(P, args.dataset, splits, store=store, adversarial=(False,), pools=P.pools[:1],
                                  seeds=P.seeds[:1])[0]
     judge, checks = configs.trusted_judge(P, args.dataset, splits, store=store)
-    print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label}, λ_cls {P.lambda_cls} "
-          f"(masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label}, "
+          f"λ_cls {P.lambda_cls}, λ_adv {P.lambda_adv} (masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
     table = studies.planted_checks(P, {(args.dataset, "natural", P.pools[0]): natural}, {args.dataset: judge},
                                    {args.dataset: splits}, store=store,
                                    interpreters=args.interpreters)
