@@ -47,7 +47,8 @@ def main() -> None:
                                  seeds=P.seeds[:1])[0]
     judge, checks = configs.trusted_judge(P, args.dataset, splits, store=store)
     print(f"{splits.label}: plants over {natural.config.label}, judge {judge.config.label}, "
-          f"λ_cls {P.lambda_cls}, λ_adv {P.lambda_adv} (masking checks passed: {bool(checks['passed'].all())}); {time.perf_counter() - started:.0f} s", flush=True)
+          f"λ_cls {P.lambda_cls}, λ_adv {P.lambda_adv} (masking checks passed: {bool(checks['passed'].all())}); "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
     table = studies.planted_checks(P, {(args.dataset, "natural", P.pools[0]): natural}, {args.dataset: judge},
                                    {args.dataset: splits}, store=store,
                                    interpreters=args.interpreters)

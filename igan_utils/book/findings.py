@@ -165,8 +165,8 @@ def interpreter_choice(choice: pd.DataFrame, labels: Mapping[str, str]) -> str:
     for r in choice.to_dict("records"):
         sentences.append(
             f"On {labels[r['dataset']]} the diagnosis reads {r['interpreters']} interpreters (rule 13)." if r["validated"]
-            else f"On {labels[r['dataset']]} no trained interpreter passed, so the tables below read clean-only "
-                 f"InterpretGAN interpreters and claim 3 names no layer there (rule 13).")
+            else f"On {labels[r['dataset']]} no trained interpreter passed, so the tables below read "
+                 f"{r['reads']} interpreters (clean images only) and claim 3 names no layer there (rule 13).")
     return " ".join(sentences)
 
 

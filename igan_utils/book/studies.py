@@ -175,16 +175,20 @@ PLANTS = 10  # plants of each kind per dataset and interpreter (rule 12: ≥ 9 o
 PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
 
 
+# What each of rule 13's interpreters changes in the chapter's InterpretGAN settings: the share of
+# each batch replaced by PGD twins at the chapter's ε, and the classification term's weight (None: the chapter's).
+INTERPRETER_CHANGES = dict(zip(verdicts.TRAINED_INTERPRETERS, ((0.0, None), (MIXED_SHARE, None), (MIXED_SHARE, 0.0))))
+
+
 def diagnosis_gan(params, dataset: str, seed: int, interpreters: str = verdicts.TRAINED_INTERPRETERS[0]):
-    """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``, by the name of one of
-    rule 13's :data:`~igan_utils.book.verdicts.TRAINED_INTERPRETERS`: the chapter's settings; with
-    "+ twins", :data:`MIXED_SHARE` of each batch replaced by PGD twins at the chapter's ε; with
-    "λ_cls 0", no classification-consistency term. Raises ValueError for another name."""
-    if interpreters not in verdicts.TRAINED_INTERPRETERS:
+    """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``, for one of rule 13's
+    :data:`~igan_utils.book.verdicts.TRAINED_INTERPRETERS` (:data:`INTERPRETER_CHANGES` says how each
+    differs from the chapter's settings). Raises ValueError for another name."""
+    if interpreters not in INTERPRETER_CHANGES:
         raise ValueError(f"interpreters must be one of {verdicts.TRAINED_INTERPRETERS}, got {interpreters!r}")
-    eps = configs.attack_settings(params, dataset)["eps"]
-    gan = configs.gan_config_for(params, seed=seed, adv_share=MIXED_SHARE if "twins" in interpreters else 0.0, eps=eps)
-    return dataclasses.replace(gan, lambda_cls=0.0) if interpreters.endswith("λ_cls 0") else gan
+    share, lambda_cls = INTERPRETER_CHANGES[interpreters]
+    gan = configs.gan_config_for(params, seed=seed, adv_share=share, eps=configs.attack_settings(params, dataset)["eps"])
+    return gan if lambda_cls is None else dataclasses.replace(gan, lambda_cls=lambda_cls)
 
 
 def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store,
@@ -200,13 +204,14 @@ def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *,
     for ds, split in splits.items():
         settings = configs.attack_settings(params, ds)
         attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
-        trained = lambda name, ds=ds, split=split: (
-            lambda plant: interpretgan.interpreters_for(plant, None, split.train, diagnosis_gan(params, ds, params.seeds[0], name),
-                                                        store=store, progress=False))
-        made = {"exact": None, **{name: trained(name) for name in verdicts.TRAINED_INTERPRETERS}}
-        for name, made_for in made.items():
+        for name in ("exact", *verdicts.TRAINED_INTERPRETERS):
             if interpreters is not None and name not in interpreters:
                 continue
+            made_for = None  # exact interpreters
+            if name != "exact":
+                gan = diagnosis_gan(params, ds, params.seeds[0], name)
+                made_for = lambda plant, gan=gan, split=split: interpretgan.interpreters_for(
+                    plant, None, split.train, gan, store=store, progress=False)
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
                                           per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=made_for,
@@ -270,7 +275,8 @@ def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, judges
     versions = {name: interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
                                                     diagnosis_gan(params, dataset, params.seeds[0], settings),
                                                     store=store)
-                for name, settings in zip(("clean only", "clean + adversarial"), verdicts.TRAINED_INTERPRETERS)}
+                for name, settings in (("clean only", verdicts.TRAINED_INTERPRETERS[0]),
+                                       ("clean + adversarial", verdicts.TRAINED_INTERPRETERS[1]))}
     x, y = splits[dataset].test.take(slice(0, params.diag_size)).tensors()
     attacked = diagnosis_attacks(params, dataset, trained.model, x, y, store=store)  # one x′ for both sets
     rows = []
