@@ -3,14 +3,15 @@ not a speed test).
 
 Builds what chapter 4 builds for one dataset (its naturally trained model of the first pool and its
 trusted judge, from the store or trained now) and runs ``studies.planted_checks``: ten flip and ten
-null plants, with exact interpreters and with InterpretGAN's at the chapter's settings. Prints the
+null plants, with exact interpreters and with each of rule 13's candidates (InterpretGAN's three
+settings, feature inversion). Prints the
 rule's verdict and every plant's outcome. The rule (method page, rule 12) was fixed before the first
 run: at least 9 of 10 plants of each kind found.
 
 Usage: IGAN_DATA_DIR=data IGAN_STORE_DIR=../stores/quick python benchmarks/planted.py --profile quick
        [--lambda-cls 0]  (interpreters without their classification-consistency loss)
        [--lambda-adv 0]  (without their realism loss: plain decoders)
-       [--interpreters "InterpretGAN + twins, λ_cls 0"]  (only some of the interpreters)
+       [--interpreters "feature inversion"]  (only some of the interpreters)
 benchmarks/planted_generator.py then reads the generators it stored.
 """
 

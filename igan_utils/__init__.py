@@ -28,6 +28,7 @@ _EXPORTS = {
     "worst_case": "method.autoattack", "robust_table": "method.autoattack", "Ensemble": "method.autoattack",
     "masking_checks": "method.masking",
     "interpreters_for": "method.interpretgan", "interpret": "method.interpretgan", "GanConfig": "method.interpretgan",
+    "inversion_interpreters": "method.interpretgan",
     "tap_candidates": "method.taps", "forward_with_taps": "method.taps",
     "spearman_test": "method.stats", "compare_pools": "book.verdicts",
     "load_splits": "method.data", "Store": "book.store", "default_device": "method.runtime",

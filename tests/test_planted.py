@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from igan_utils.book import verdicts
-from igan_utils.method import layers, planted, randomisation, taps
+from igan_utils.method import interpretgan, layers, planted, randomisation, taps
 
 
 class _Binarise(nn.Module):
@@ -60,6 +60,30 @@ def test_the_diagnosis_finds_every_planted_layer_and_none_in_null_plants(mnist, 
     assert rates["passed"].all() and list(rates["share"]) == [1.0, 1.0]
     half = table.assign(found=[True, False, True, False] + [True] * 4)
     assert list(planted.pass_rates(half)["passed"]) == [False, True]  # 2 of 4 is below 9 of 10
+
+
+def test_feature_inversion_reproduces_a_stage_that_passes_the_image_on(mnist, natural_model):
+    plant = planted.plant_null(natural_model)
+    x, _ = mnist.test.take(slice(0, 20)).tensors()
+    x_adv = (x + 0.3 * torch.randn_like(x).sign()).clamp(0, 1)  # off the clean distribution, as x′ is
+    found = interpretgan.inversion_interpreters(plant, ["stage1", "stage4"], (1, 28, 28))
+    assert [i.z_shape for i in found.values()] == [(1, 28, 28)] * 2 and found["stage1"].history == []
+    natural_model.train()
+    inverted = interpretgan.interpret(plant, found, x_adv)
+    assert natural_model.training and all(p.requires_grad for p in natural_model.parameters())  # kept
+    assert (inverted["stage1"] - x_adv).abs().mean() < 0.04  # the trained generators were 0.12-0.18 off
+    again = interpretgan.inversion_interpreters(plant, ["stage1"], (1, 28, 28))
+    assert torch.equal(interpretgan.interpret(plant, again, x_adv)["stage1"], inverted["stage1"])  # seeded
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        interpretgan.inversion_interpreters(plant, None, (1, 28, 28), steps=0)
+
+
+def test_the_diagnosis_with_feature_inversion_finds_planted_layers(mnist, natural_model, linear_judge):
+    table = planted.planted_check(natural_model, linear_judge, mnist.train, mnist.test, eps=0.3, plants=2,
+                                  per_plant=20, bootstrap=100, stages=("stage1", "stage2"),
+                                  interpreters=lambda plant: interpretgan.inversion_interpreters(plant, None, (1, 28, 28),
+                                                                                                 steps=60))
+    assert table["found"].all(), table.to_string()
 
 
 def test_rule_10_names_no_layer_when_every_v_is_zero():

@@ -423,22 +423,25 @@ def _rates(passing: dict[tuple[str, str], bool]) -> pd.DataFrame:
                          for kind in ("flip", "null")])
 
 
-def test_rule_13_reads_the_first_trained_interpreters_that_pass_the_plants():
-    clean, twins, plain_twins = verdicts.TRAINED_INTERPRETERS
+def test_rule_13_reads_the_first_interpreters_that_pass_the_plants():
+    clean, twins, plain_twins, inversion = verdicts.INTERPRETER_CANDIDATES
     choice = verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False, ("mnist", twins): True,
                                                  ("mnist", plain_twins): True,
                                                  ("fashion", "exact"): True, ("fashion", clean): True,
                                                  ("fashion", twins): True, ("cifar", clean): False,
-                                                 ("cifar", twins): False})).set_index("dataset")
+                                                 ("cifar", twins): False, ("cifar", inversion): False,
+                                                 ("svhn", clean): False, ("svhn", plain_twins): False,
+                                                 ("svhn", inversion): True})).set_index("dataset")
     assert choice.loc["mnist", ["interpreters", "reads", "validated"]].tolist() == [twins, twins, True]  # in rule 13's order
     assert choice.loc["fashion", "interpreters"] == clean  # the simpler ones first
+    assert choice.loc["svhn", "interpreters"] == inversion and choice.loc["svhn", "validated"]  # the last resort
     assert pd.isna(choice.loc["cifar", "interpreters"]) and choice.loc["cifar", "reads"] == clean and not choice.loc["cifar", "validated"]
     # exact interpreters passing validates the diagnosis, not the generators: they are never chosen
     assert verdicts.interpreter_choice(_rates({("mnist", "exact"): True, ("mnist", clean): False})).iloc[0]["validated"] == False
 
 
 def test_rule_13_withholds_claim_3_where_the_interpreters_failed_the_plants():
-    clean, twins, _ = verdicts.TRAINED_INTERPRETERS
+    clean, twins, *_ = verdicts.INTERPRETER_CANDIDATES
     agreeing = _diagnosis({s: {"conv1": 0.2, "pool1": 0.1, "fc1": 0.05} for s in range(3)}).assign(source="PGD")
     other = agreeing.assign(dataset="fashion")
     verdict = verdicts.layer_verdict(pd.concat([agreeing, other]), [*BY, "source"])
@@ -447,20 +450,22 @@ def test_rule_13_withholds_claim_3_where_the_interpreters_failed_the_plants():
     assert withheld.loc["mnist", "verdict"] == verdicts.UNVALIDATED and pd.isna(withheld.loc["mnist", "named"])
     assert withheld.loc["fashion", "named"] == "conv1"  # validated: rule 10's verdict stays
     line = findings.diagnosis_claim(withheld.reset_index())
-    assert line.startswith("No layer named on mnist (rule 13): no trained interpreter passed the planted check")
+    assert line.startswith("No layer named on mnist (rule 13): no candidate interpreter passed the planted check")
     assert "; on fashion: Named by rule 10: max pooling, PGD's x′: conv1" in line
     alone = verdicts.withhold_unvalidated(verdicts.layer_verdict(agreeing, [*BY, "source"]), choice)
     assert "Named" not in findings.diagnosis_claim(alone)
     text = findings.interpreter_choice(choice, {"mnist": "MNIST-10k", "fashion": "Fashion-MNIST"})
-    assert "On MNIST-10k no trained interpreter passed" in text
+    assert "On MNIST-10k no candidate interpreter passed" in text
     assert f"On Fashion-MNIST the diagnosis reads {twins} interpreters (rule 13)." in text
 
 
 def test_rule_13s_interpreters_differ_only_as_named():
     from igan_utils.book import profiles, studies
     P = profiles.resolve("04_diagnosis", "smoke")
-    clean, twins, plain_twins = (studies.diagnosis_gan(P, "mnist", 0, name) for name in verdicts.TRAINED_INTERPRETERS)
+    clean, twins, plain_twins = (studies.diagnosis_gan(P, "mnist", 0, name) for name in verdicts.INTERPRETER_CANDIDATES[:3])
     assert (clean.adv_share, twins.adv_share, plain_twins.adv_share) == (0.0, studies.MIXED_SHARE, studies.MIXED_SHARE)
     assert twins.adv_eps == plain_twins.adv_eps > 0 and clean.lambda_cls == twins.lambda_cls > 0 == plain_twins.lambda_cls
     with pytest.raises(ValueError, match="interpreters must be one of"):
         studies.diagnosis_gan(P, "mnist", 0, "InterpretGAN, robust")
+    with pytest.raises(ValueError, match="interpreters must be one of"):
+        studies.diagnosis_gan(P, "mnist", 0, verdicts.FEATURE_INVERSION)  # not a GAN

@@ -165,7 +165,7 @@ def interpreter_choice(choice: pd.DataFrame, labels: Mapping[str, str]) -> str:
     for r in choice.to_dict("records"):
         sentences.append(
             f"On {labels[r['dataset']]} the diagnosis reads {r['interpreters']} interpreters (rule 13)." if r["validated"]
-            else f"On {labels[r['dataset']]} no trained interpreter passed, so the tables below read "
+            else f"On {labels[r['dataset']]} no candidate interpreter passed, so the tables below read "
                  f"{r['reads']} interpreters (clean images only) and claim 3 names no layer there (rule 13).")
     return " ".join(sentences)
 
@@ -460,8 +460,8 @@ def diagnosis_claim(verdict: pd.DataFrame) -> str:
     failed = part[part["verdict"] == UNVALIDATED]
     if len(failed):
         where = ", ".join(dict.fromkeys(failed["dataset"])) if "dataset" in failed else "this dataset"
-        withheld = (f"No layer named on {where} (rule 13): no trained interpreter passed the planted check, so "
-                    f"a jump of V may be the generator's")
+        withheld = (f"No layer named on {where} (rule 13): no candidate interpreter passed the planted check, so "
+                    f"a jump of V may be the interpreter's")
         if len(part) == len(failed):
             return withheld
         rest = verdict.drop(failed.index)

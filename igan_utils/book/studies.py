@@ -175,43 +175,52 @@ PLANTS = 10  # plants of each kind per dataset and interpreter (rule 12: ≥ 9 o
 PLANT_IMAGES = 100  # test images attacked per plant (at most diag_size)
 
 
-# What each of rule 13's interpreters changes in the chapter's InterpretGAN settings: the share of
+# What each of rule 13's InterpretGAN candidates changes in the chapter's settings: the share of
 # each batch replaced by PGD twins at the chapter's ε, and the classification term's weight (None: the chapter's).
-INTERPRETER_CHANGES = dict(zip(verdicts.TRAINED_INTERPRETERS, ((0.0, None), (MIXED_SHARE, None), (MIXED_SHARE, 0.0))))
+INTERPRETER_CHANGES = dict(zip(verdicts.INTERPRETER_CANDIDATES[:3], ((0.0, None), (MIXED_SHARE, None), (MIXED_SHARE, 0.0))))
 
 
-def diagnosis_gan(params, dataset: str, seed: int, interpreters: str = verdicts.TRAINED_INTERPRETERS[0]):
+def diagnosis_gan(params, dataset: str, seed: int, interpreters: str = verdicts.INTERPRETER_CANDIDATES[0]):
     """The InterpretGAN settings of the diagnosis for ``dataset`` and ``seed``, for one of rule 13's
-    :data:`~igan_utils.book.verdicts.TRAINED_INTERPRETERS` (:data:`INTERPRETER_CHANGES` says how each
-    differs from the chapter's settings). Raises ValueError for another name."""
+    trained candidates (:data:`INTERPRETER_CHANGES` says how each differs from the chapter's
+    settings). Raises ValueError for another name."""
     if interpreters not in INTERPRETER_CHANGES:
-        raise ValueError(f"interpreters must be one of {verdicts.TRAINED_INTERPRETERS}, got {interpreters!r}")
+        raise ValueError(f"interpreters must be one of {tuple(INTERPRETER_CHANGES)}, got {interpreters!r}")
     share, lambda_cls = INTERPRETER_CHANGES[interpreters]
     gan = configs.gan_config_for(params, seed=seed, adv_share=share, eps=configs.attack_settings(params, dataset)["eps"])
     return gan if lambda_cls is None else dataclasses.replace(gan, lambda_cls=lambda_cls)
+
+
+def diagnosis_interpreters(params, dataset: str, seed: int, interpreters: str, model, taps, train, *,
+                           store: Store, progress: bool = True) -> dict:
+    """Tap → interpreter of ``model`` for one of rule 13's
+    :data:`~igan_utils.book.verdicts.INTERPRETER_CANDIDATES`: InterpretGAN's, trained on ``train``
+    with :func:`diagnosis_gan`'s settings (kept in ``store``), or feature inversion (nothing trained;
+    seeded by ``seed``). ``taps``: None for all of the model's."""
+    if interpreters == verdicts.FEATURE_INVERSION:
+        return interpretgan.inversion_interpreters(model, taps, train.image_shape, seed=seed)
+    return interpretgan.interpreters_for(model, taps, train, diagnosis_gan(params, dataset, seed, interpreters),
+                                         store=store, progress=progress)
 
 
 def planted_checks(params, models: Mapping, judges: Mapping, splits: Mapping, *, store: Store,
                    interpreters: Sequence[str] | None = None) -> pd.DataFrame:
     """Rule 12's plants (``method.planted``) for each dataset: inside every plant the dataset's
     naturally trained model of the first pool, judged by the dataset's judge, x′ from highest-loss
-    PGD at the chapter's ε; with exact interpreters (the diagnosis alone), with InterpretGAN
-    interpreters trained for each plant with the chapter's settings, and with InterpretGAN interpreters
-    that also saw adversarial twins (:data:`MIXED_SHARE` of each batch, at the chapter's ε), with and
-    without the classification term (rule 13), all kept in ``store``; ``interpreters`` names a subset
-    (default: all). Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
+    PGD at the chapter's ε; with exact interpreters (the diagnosis alone) and with each of rule 13's
+    candidates (:func:`diagnosis_interpreters`: InterpretGAN's three settings, trained for each plant
+    and kept in ``store``, and feature inversion); ``interpreters`` names a subset (default: all).
+    Columns: those of ``planted.planted_check``, ``dataset`` and ``interpreters``."""
     frames = []
     for ds, split in splits.items():
         settings = configs.attack_settings(params, ds)
         attack = lambda plant, x, y, seed, settings=settings: layers.confident_attacks(plant, x, y, **settings, seed=seed)
-        for name in ("exact", *verdicts.TRAINED_INTERPRETERS):
+        for name in ("exact", *verdicts.INTERPRETER_CANDIDATES):
             if interpreters is not None and name not in interpreters:
                 continue
-            made_for = None  # exact interpreters
-            if name != "exact":
-                gan = diagnosis_gan(params, ds, params.seeds[0], name)
-                made_for = lambda plant, gan=gan, split=split: interpretgan.interpreters_for(
-                    plant, None, split.train, gan, store=store, progress=False)
+            made_for = None if name == "exact" else (
+                lambda plant, name=name, ds=ds, split=split: diagnosis_interpreters(
+                    params, ds, params.seeds[0], name, plant, None, split.train, store=store, progress=False))
             table = planted.planted_check(models[(ds, "natural", params.pools[0])].model, judges[ds].model, split.train,
                                           split.test, eps=settings["eps"], plants=PLANTS,
                                           per_plant=min(PLANT_IMAGES, params.diag_size), interpreters=made_for,
@@ -227,18 +236,19 @@ def randomisation_checks(params, models: Mapping, judges: Mapping, splits: Mappi
                          interpreters: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rule 12's cascading randomisation (``method.randomisation``) of each dataset's adversarially
     trained model of the first pool, every layer from the head down to the first: at every level new x′ (the
-    diagnosis's attack), new InterpretGAN interpreters (the chapter's settings, or those named by
-    ``interpreters[dataset]``, rule 13; kept in ``store``), the dataset's judge. Columns: those of
+    diagnosis's attack), new interpreters (clean-only InterpretGAN, or rule 13's candidate named by
+    ``interpreters[dataset]``, :func:`diagnosis_interpreters`), the dataset's judge. Columns: those of
     ``randomisation.randomisation_check`` and ``dataset``."""
     frames = []
     for ds, split in splits.items():
-        gan = diagnosis_gan(params, ds, params.seeds[0], (interpreters or {}).get(ds, verdicts.TRAINED_INTERPRETERS[0]))
+        name = (interpreters or {}).get(ds, verdicts.INTERPRETER_CANDIDATES[0])
         model = next(m.model for (d, method, pool), m in models.items()
                      if d == ds and method != "natural" and pool == params.pools[0])
         taps = list(params.taps or model.taps)
         x, y = split.test.take(slice(0, min(RANDOMISATION_IMAGES, params.diag_size))).tensors()
         attack = lambda m, x, y, ds=ds: diagnosis_attacks(params, ds, m, x, y, store=store)
-        trained = lambda m, split=split: interpretgan.interpreters_for(m, taps, split.train, gan, store=store, progress=False)
+        trained = lambda m, ds=ds, name=name, split=split: diagnosis_interpreters(
+            params, ds, params.seeds[0], name, m, taps, split.train, store=store, progress=False)
         table = randomisation.randomisation_check(model, judges[ds].model, x, y, taps=taps, attack=attack,
                                                   interpreters=trained, bootstrap=params.bootstrap, progress=True)
         frames.append(table.assign(dataset=ds))
@@ -275,8 +285,8 @@ def mixing_comparison(params, key: tuple[str, str, str], models: Mapping, judges
     versions = {name: interpretgan.interpreters_for(trained.model, params.taps, splits[dataset].train,
                                                     diagnosis_gan(params, dataset, params.seeds[0], settings),
                                                     store=store)
-                for name, settings in (("clean only", verdicts.TRAINED_INTERPRETERS[0]),
-                                       ("clean + adversarial", verdicts.TRAINED_INTERPRETERS[1]))}
+                for name, settings in (("clean only", verdicts.INTERPRETER_CANDIDATES[0]),
+                                       ("clean + adversarial", verdicts.INTERPRETER_CANDIDATES[1]))}
     x, y = splits[dataset].test.take(slice(0, params.diag_size)).tensors()
     attacked = diagnosis_attacks(params, dataset, trained.model, x, y, store=store)  # one x′ for both sets
     rows = []

@@ -224,14 +224,16 @@ def layer_verdict(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TRAINED_INTERPRETERS = ("InterpretGAN", "InterpretGAN + twins", "InterpretGAN + twins, λ_cls 0")  # rule 13's order
-UNVALIDATED = "interpreters failed the plants"  # rule 13's verdict where no trained interpreter passed
+FEATURE_INVERSION = "feature inversion"  # rule 13's untrained candidate (interpretgan.inversion_interpreters)
+# rule 13's order of preference: the trained InterpretGAN settings, then feature inversion
+INTERPRETER_CANDIDATES = ("InterpretGAN", "InterpretGAN + twins", "InterpretGAN + twins, λ_cls 0", FEATURE_INVERSION)
+UNVALIDATED = "interpreters failed the plants"  # rule 13's verdict where no candidate passed
 
 
 def interpreter_choice(rates: pd.DataFrame) -> pd.DataFrame:
-    """Rule 13: per dataset, the trained interpreters the diagnosis reads, from rule 12's pass rates
+    """Rule 13: per dataset, the interpreters the diagnosis reads, from rule 12's pass rates
     (``planted.pass_rates`` by ``dataset`` and ``interpreters``): the first of
-    :data:`TRAINED_INTERPRETERS` that passes (both plant kinds), or none.
+    :data:`INTERPRETER_CANDIDATES` that passes (both plant kinds), or none.
 
     Returns one row per dataset: ``dataset``, ``interpreters`` (the name, or None), ``reads`` (the
     name the chapter's tables read: the chosen one, or clean-only InterpretGAN where none passed) and
@@ -239,8 +241,8 @@ def interpreter_choice(rates: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for ds, part in rates.groupby("dataset", sort=False):
         passed = part.groupby("interpreters", sort=False)["passed"].all()
-        chosen = next((name for name in TRAINED_INTERPRETERS if passed.get(name, False)), None)
-        rows.append({"dataset": ds, "interpreters": chosen, "reads": chosen or TRAINED_INTERPRETERS[0],
+        chosen = next((name for name in INTERPRETER_CANDIDATES if passed.get(name, False)), None)
+        rows.append({"dataset": ds, "interpreters": chosen, "reads": chosen or INTERPRETER_CANDIDATES[0],
                      "validated": chosen is not None})
     return pd.DataFrame(rows, columns=["dataset", "interpreters", "reads", "validated"])
 

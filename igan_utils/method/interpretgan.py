@@ -9,7 +9,8 @@ L_adv is the hinge GAN loss with a spectrally normalised D (realism); the classi
 asks the explanation to be classified as the layer's features are; the feature term asks it to
 carry the same features at ℓ (divided by the mean ‖z‖², so one weight fits every tap); the pixel
 term, zero by default, would copy into x̂ what the layer discarded. The interpretation of any input
-at ℓ is x̂_ℓ = G_ℓ(E_ℓ(input)). ``invert_features`` is the optimisation baseline.
+at ℓ is x̂_ℓ = G_ℓ(E_ℓ(input)). ``invert_features`` is the optimisation baseline, and
+``inversion_interpreters`` puts it in the generators' place.
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ class Discriminator(nn.Module):
 
 @dataclass
 class Interpreter:
-    """A trained G_ℓ for one tap of one classifier."""
+    """G_ℓ for one tap of one classifier: a trained generator (:func:`interpreters_for`), or feature
+    inversion in its place (:func:`inversion_interpreters`)."""
 
     tap: str
     generator: Generator
@@ -387,19 +389,17 @@ def interpret(classifier: nn.Module, interpreters: dict[str, Interpreter], x: to
     return {tap: interpreters[tap](acts[tap]) for tap in taps}
 
 
-def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: int = 200,
-                    lr: float = 0.05, seed: int = 0) -> torch.Tensor:
-    """Baseline: images whose activation at ``tap`` matches that of ``x``, found by gradient descent
-    on the image (Mahendran & Vedaldi) from grey plus a little noise; pixels stay in [0, 1] through a
-    sigmoid. Returns (N, C, H, W), computed on the classifier's device, on ``x``'s device and dtype."""
-    tap = tap_names(classifier, [tap])[0]
-    given = x
-    x, = to_model(classifier, x)
-    with frozen(classifier):
-        with torch.no_grad():
-            target = forward_with_taps(classifier, x, [tap])[1][tap]
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        u = (0.1 * torch.randn(x.shape, generator=generator, device=x.device)).requires_grad_(True)
+INVERSION_STEPS, INVERSION_LR = 200, 0.05  # rule 13 fixed feature inversion at these (method page)
+
+
+def _descend(classifier: nn.Module, tap: str, target: torch.Tensor, image_shape: Sequence[int], *,
+             steps: int, lr: float, seed: int) -> torch.Tensor:
+    """Images (N, *image_shape) whose activation at ``tap`` approaches ``target`` (N, ...), by Adam on
+    the image from grey plus a little noise; pixels stay in [0, 1] through a sigmoid."""
+    with torch.enable_grad(), frozen(classifier):
+        generator = torch.Generator(device=target.device).manual_seed(seed)
+        u = 0.1 * torch.randn((len(target), *image_shape), generator=generator, device=target.device)
+        u.requires_grad_(True)
         optimizer = torch.optim.Adam([u], lr=lr)
         for _ in range(steps):
             estimate = forward_with_taps(classifier, torch.sigmoid(u), [tap])[1][tap]
@@ -407,7 +407,81 @@ def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return torch.sigmoid(u.detach()).to(device=given.device, dtype=given.dtype)
+    return torch.sigmoid(u.detach())
+
+
+def invert_features(classifier: nn.Module, tap: str, x: torch.Tensor, *, steps: int = INVERSION_STEPS,
+                    lr: float = INVERSION_LR, seed: int = 0) -> torch.Tensor:
+    """Baseline: images whose activation at ``tap`` matches that of ``x``, found by gradient descent
+    on the image (Mahendran & Vedaldi) from grey plus a little noise; pixels stay in [0, 1] through a
+    sigmoid. Returns (N, C, H, W), computed on the classifier's device, on ``x``'s device and dtype."""
+    tap = tap_names(classifier, [tap])[0]
+    given = x
+    x, = to_model(classifier, x)
+    with torch.no_grad(), eval_mode(classifier):
+        target = forward_with_taps(classifier, x, [tap])[1][tap]
+    found = _descend(classifier, tap, target, x.shape[1:], steps=steps, lr=lr, seed=seed)
+    return found.to(device=given.device, dtype=given.dtype)
+
+
+class _Inversion(nn.Module):
+    """Feature inversion in a generator's place: activation z at ``tap`` → the image found by
+    :func:`invert_features`'s descent towards z, so the diagnosis reads it as it reads a G_ℓ."""
+
+    def __init__(self, classifier: nn.Module, tap: str, z_shape: Sequence[int], image_shape: Sequence[int], *,
+                 steps: int, lr: float, seed: int):
+        super().__init__()
+        self.classifier, self.tap = classifier, tap
+        self.z_shape, self.image_shape = tuple(z_shape), tuple(image_shape)
+        self.steps, self.lr, self.seed = steps, lr, seed
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def train(self, mode: bool = True) -> "_Inversion":
+        self.training = mode  # never the classifier's mode: it is the caller's model
+        return self
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # the diagnosis asks for x′'s interpretations twice (fidelity, then the judge): descend once
+        if self._last is None or self._last[0].shape != z.shape or not torch.equal(self._last[0], z):
+            found = _descend(self.classifier, self.tap, z, self.image_shape, steps=self.steps, lr=self.lr, seed=self.seed)
+            self._last = (z.detach().clone(), found)
+        return self._last[1]
+
+
+def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, image_shape: Sequence[int], *,
+                           steps: int = INVERSION_STEPS, lr: float = INVERSION_LR,
+                           seed: int = 0) -> dict[str, Interpreter]:
+    """Feature inversion as interpreters: per tap, an :class:`Interpreter` that turns an activation
+    into an image by ``steps`` Adam steps at rate ``lr`` on the image (:func:`invert_features`), with
+    nothing trained, so nothing to store. Each call optimises afresh (seeded by ``seed``: the same
+    activations give the same images), on the classifier's device.
+
+    Args:
+        classifier: an ``nn.Module`` returning logits (its mode and ``requires_grad`` flags are kept).
+        taps: names of its submodules; None: ``classifier.taps``.
+        image_shape: (C, H, W) of its inputs.
+        steps: Adam steps per call, >= 1 (default 200, rule 13's).
+        lr: Adam's learning rate on the image's logits, > 0 (default 0.05, rule 13's).
+        seed: seed of the starting noise (default 0).
+
+    Returns:
+        a dict tap → :class:`Interpreter` (``history`` empty: nothing was trained), in tap order.
+
+    Raises:
+        ValueError for unknown taps, ``steps`` < 1 or ``lr`` <= 0.
+
+    Example:
+        >>> found = inversion_interpreters(model, ["conv2"], (1, 28, 28))  # doctest: +SKIP
+        >>> interpret(model, found, x_adv)["conv2"].shape  # doctest: +SKIP
+        torch.Size([N, 1, 28, 28])
+    """
+    if steps < 1 or not lr > 0:
+        raise ValueError(f"steps must be >= 1 and lr > 0, got {steps} and {lr}")
+    taps = tap_names(classifier, taps)
+    shapes = tap_shapes(classifier, image_shape, taps)
+    model_id = weights_fingerprint(classifier)
+    return {tap: Interpreter(tap, _Inversion(classifier, tap, shapes[tap], image_shape, steps=steps, lr=lr, seed=seed),
+                             model_id, []) for tap in taps}
 
 
 def feature_errors(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
