@@ -453,8 +453,9 @@ def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, im
                            seed: int = 0) -> dict[str, Interpreter]:
     """Feature inversion as interpreters: per tap, an :class:`Interpreter` that turns an activation
     into an image by ``steps`` Adam steps at rate ``lr`` on the image (:func:`invert_features`), with
-    nothing trained, so nothing to store. Each call optimises afresh (seeded by ``seed``: the same
-    activations give the same images), on the classifier's device.
+    nothing trained, so nothing to store. Each call optimises on the classifier's device, seeded by
+    ``seed`` (the same activations give the same images); the same activations asked for twice in a
+    row are optimised once.
 
     Args:
         classifier: an ``nn.Module`` returning logits (its mode and ``requires_grad`` flags are kept).
