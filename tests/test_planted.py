@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from igan_utils.book import verdicts
+from igan_utils.book.store import Store
 from igan_utils.method import interpretgan, layers, planted, randomisation, taps
 
 
@@ -76,6 +77,25 @@ def test_feature_inversion_reproduces_a_stage_that_passes_the_image_on(mnist, na
     assert torch.equal(interpretgan.interpret(plant, again, x_adv)["stage1"], inverted["stage1"])  # seeded
     with pytest.raises(ValueError, match="steps must be >= 1"):
         interpretgan.inversion_interpreters(plant, None, (1, 28, 28), steps=0)
+
+
+def test_feature_inversion_keeps_its_images_in_a_store(mnist, natural_model, tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+    x, _ = mnist.test.take(slice(0, 8)).tensors()
+    first = interpretgan.interpret(natural_model, interpretgan.inversion_interpreters(
+        natural_model, ["conv2"], (1, 28, 28), steps=5, store=store), x)["conv2"]
+
+    def no_descent(*args, **kwargs):
+        raise AssertionError("descended again although the store holds these images")
+
+    monkeypatch.setattr(interpretgan, "_descend", no_descent)
+    again = interpretgan.interpret(natural_model, interpretgan.inversion_interpreters(
+        natural_model, ["conv2"], (1, 28, 28), steps=5, store=store), x)["conv2"]
+    assert torch.equal(again, first)
+    assert list(store.ledger()["made"]) == [True, False]
+    with pytest.raises(AssertionError, match="descended again"):  # other activations: a new artifact
+        interpretgan.interpret(natural_model, interpretgan.inversion_interpreters(
+            natural_model, ["conv2"], (1, 28, 28), steps=5, store=store), x[:4])
 
 
 def test_the_diagnosis_with_feature_inversion_finds_planted_layers(mnist, natural_model, linear_judge):

@@ -196,9 +196,9 @@ def diagnosis_interpreters(params, dataset: str, seed: int, interpreters: str, m
     """Tap → interpreter of ``model`` for one of rule 13's
     :data:`~igan_utils.book.verdicts.INTERPRETER_CANDIDATES`: InterpretGAN's, trained on ``train``
     with :func:`diagnosis_gan`'s settings (kept in ``store``), or feature inversion (nothing trained;
-    seeded by ``seed``). ``taps``: None for all of the model's."""
+    seeded by ``seed``; the images it finds kept in ``store``). ``taps``: None for all of the model's."""
     if interpreters == verdicts.FEATURE_INVERSION:
-        return interpretgan.inversion_interpreters(model, taps, train.image_shape, seed=seed)
+        return interpretgan.inversion_interpreters(model, taps, train.image_shape, seed=seed, store=store)
     return interpretgan.interpreters_for(model, taps, train, diagnosis_gan(params, dataset, seed, interpreters),
                                          store=store, progress=progress)
 

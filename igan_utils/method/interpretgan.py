@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .attacks import pgd, predict
-from .cache import ArtifactCache, PartialState, weights_fingerprint
+from .cache import ArtifactCache, PartialState, fingerprint, weights_fingerprint
 from .data import ImageSet
 from .metrics import relative_sq_error, ssim
 from .runtime import eval_mode, frozen, model_device, to_model
@@ -429,11 +429,12 @@ class _Inversion(nn.Module):
     :func:`invert_features`'s descent towards z, so the diagnosis reads it as it reads a G_ℓ."""
 
     def __init__(self, classifier: nn.Module, tap: str, z_shape: Sequence[int], image_shape: Sequence[int], *,
-                 steps: int, lr: float, seed: int):
+                 steps: int, lr: float, seed: int, store: ArtifactCache | None = None, model_id: str = ""):
         super().__init__()
         self.classifier, self.tap = classifier, tap
         self.z_shape, self.image_shape = tuple(z_shape), tuple(image_shape)
         self.steps, self.lr, self.seed = steps, lr, seed
+        self.store, self.model_id = store, model_id
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def train(self, mode: bool = True) -> "_Inversion":
@@ -443,19 +444,28 @@ class _Inversion(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # the diagnosis asks for x′'s interpretations twice (fidelity, then the judge): descend once
         if self._last is None or self._last[0].shape != z.shape or not torch.equal(self._last[0], z):
-            found = _descend(self.classifier, self.tap, z, self.image_shape, steps=self.steps, lr=self.lr, seed=self.seed)
+            descend = lambda: _descend(self.classifier, self.tap, z, self.image_shape, steps=self.steps, lr=self.lr,
+                                       seed=self.seed)
+            if self.store is None:
+                found = descend()
+            else:  # keyed by the exact activations: a rerun on the same store descends no more
+                key = {"classifier": self.model_id, "tap": self.tap, "activations": fingerprint(z),
+                       "image_shape": list(self.image_shape), "steps": self.steps, "lr": self.lr, "seed": self.seed}
+                found = self.store.get_or_create("inversion", key, lambda: descend().cpu(),
+                                                 about={"tap": self.tap, "images": len(z)}).to(z.device)
             self._last = (z.detach().clone(), found)
         return self._last[1]
 
 
 def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, image_shape: Sequence[int], *,
-                           steps: int = INVERSION_STEPS, lr: float = INVERSION_LR,
-                           seed: int = 0) -> dict[str, Interpreter]:
+                           steps: int = INVERSION_STEPS, lr: float = INVERSION_LR, seed: int = 0,
+                           store: ArtifactCache | None = None) -> dict[str, Interpreter]:
     """Feature inversion as interpreters: per tap, an :class:`Interpreter` that turns an activation
     into an image by ``steps`` Adam steps at rate ``lr`` on the image (:func:`invert_features`), with
     nothing trained, so nothing to store. Each call optimises on the classifier's device, seeded by
     ``seed`` (the same activations give the same images); the same activations asked for twice in a
-    row are optimised once.
+    row are optimised once, and with a ``store`` each batch's images are kept there, keyed by the
+    classifier's weights, the tap, the activations and the settings.
 
     Args:
         classifier: an ``nn.Module`` returning logits (its mode and ``requires_grad`` flags are kept).
@@ -464,6 +474,7 @@ def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, im
         steps: Adam steps per call, >= 1 (default 200, rule 13's).
         lr: Adam's learning rate on the image's logits, > 0 (default 0.05, rule 13's).
         seed: seed of the starting noise (default 0).
+        store: an artifact store for the images found (default None: descend on every new batch).
 
     Returns:
         a dict tap → :class:`Interpreter` (``history`` empty: nothing was trained), in tap order.
@@ -481,8 +492,8 @@ def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, im
     taps = tap_names(classifier, taps)
     shapes = tap_shapes(classifier, image_shape, taps)
     model_id = weights_fingerprint(classifier)
-    return {tap: Interpreter(tap, _Inversion(classifier, tap, shapes[tap], image_shape, steps=steps, lr=lr, seed=seed),
-                             model_id, []) for tap in taps}
+    return {tap: Interpreter(tap, _Inversion(classifier, tap, shapes[tap], image_shape, steps=steps, lr=lr, seed=seed,
+                                             store=store, model_id=model_id), model_id, []) for tap in taps}
 
 
 def feature_errors(classifier: nn.Module, interpreters: dict[str, Interpreter], x: torch.Tensor,
