@@ -462,7 +462,7 @@ def inversion_interpreters(classifier: nn.Module, taps: Sequence[str] | None, im
                            store: ArtifactCache | None = None) -> dict[str, Interpreter]:
     """Feature inversion as interpreters: per tap, an :class:`Interpreter` that turns an activation
     into an image by ``steps`` Adam steps at rate ``lr`` on the image (:func:`invert_features`), with
-    nothing trained, so nothing to store. Each call optimises on the classifier's device, seeded by
+    nothing trained. Each call optimises on the classifier's device, seeded by
     ``seed`` (the same activations give the same images); the same activations asked for twice in a
     row are optimised once, and with a ``store`` each batch's images are kept there, keyed by the
     classifier's weights, the tap, the activations and the settings.
