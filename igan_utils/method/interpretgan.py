@@ -448,7 +448,7 @@ class _Inversion(nn.Module):
                                        seed=self.seed)
             if self.store is None:
                 found = descend()
-            else:  # keyed by the exact activations: a rerun on the same store descends no more
+            else:  # keyed by the exact activations: a rerun that computes them bit for bit reads the store
                 key = {"classifier": self.model_id, "tap": self.tap, "activations": fingerprint(z),
                        "image_shape": list(self.image_shape), "steps": self.steps, "lr": self.lr, "seed": self.seed}
                 found = self.store.get_or_create("inversion", key, lambda: descend().cpu(),
